@@ -1,0 +1,1 @@
+"""Benchmarks behind ``stream bench``: each returns one JSON-ready dict of figures."""

@@ -1,0 +1,88 @@
+"""``stream bench local``: the local tier against raw llama-cpp-python on the same model.
+
+Both load the same GGUF with the same context and thread settings, answer the same distinct
+prompts greedily (so they produce the same tokens), alternating which goes first. TTFT is the
+time to the first text; tokens/s counts the answer's tokens over the time after the first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from rich.progress import track
+
+from langchain_stream.bench.stats import machine, percentiles, story_prompt
+from langchain_stream.tiers.local import ChatLocal
+
+REPEAT_PENALTY = 1.1
+
+
+def run_local_bench(
+    *, runs: int = 8, max_tokens: int = 128, progress: bool = False
+) -> dict[str, Any]:
+    """Measure both contenders ``runs`` times each; return medians and the throughput ratio."""
+    from llama_cpp import Llama
+
+    ours = ChatLocal(temperature=0.0, max_tokens=max_tokens, repeat_penalty=REPEAT_PENALTY)
+    loaded = ours.load()
+    raw = Llama(
+        model_path=str(loaded.path),
+        n_ctx=loaded.n_ctx,
+        n_threads=loaded.llama.n_threads,
+        n_threads_batch=loaded.llama.n_threads,
+        verbose=False,
+    )
+    raw.create_chat_completion([{"role": "user", "content": "Hi"}], max_tokens=2)  # warm-up
+
+    def ours_stream(prompt: str) -> Iterator[str]:
+        return (c.text for c in ours.stream(prompt))
+
+    def raw_stream(prompt: str) -> Iterator[str]:
+        for chunk in raw.create_chat_completion(
+            [{"role": "user", "content": prompt}],
+            stream=True,
+            max_tokens=max_tokens,
+            temperature=0.0,
+            top_p=0.95,
+            repeat_penalty=REPEAT_PENALTY,
+        ):
+            yield chunk["choices"][0]["delta"].get("content") or ""
+
+    contenders: dict[str, Callable[[str], Iterator[str]]] = {
+        "langchain_stream": ours_stream,
+        "llama_cpp_python": raw_stream,
+    }
+    ttft: dict[str, list[float]] = {name: [] for name in contenders}
+    rate: dict[str, list[float]] = {name: [] for name in contenders}
+    order = list(contenders)
+    steps = range(runs)
+    for run in track(steps, description="bench local") if progress else steps:
+        prompt = story_prompt(run)
+        for name in order if run % 2 == 0 else reversed(order):
+            started = time.perf_counter()
+            first: float | None = None
+            parts: list[str] = []
+            for piece in contenders[name](prompt):
+                if piece and first is None:
+                    first = time.perf_counter()
+                parts.append(piece)
+            end = time.perf_counter()
+            tokens = len(loaded.tokenize("".join(parts)))
+            if first is None or tokens < 2:
+                continue
+            ttft[name].append((first - started) * 1000.0)
+            rate[name].append((tokens - 1) / (end - first))
+    ours_rate = percentiles(rate["langchain_stream"])["p50"]
+    raw_rate = percentiles(rate["llama_cpp_python"])["p50"]
+    return {
+        "bench": "local",
+        "model": loaded.name,
+        "runs": runs,
+        "max_tokens": max_tokens,
+        "ttft_ms": {name: percentiles(values) for name, values in ttft.items()},
+        "tokens_per_s": {name: percentiles(values, 2) for name, values in rate.items()},
+        "throughput_ratio": round(ours_rate / raw_rate, 4) if raw_rate else None,
+        "machine": machine(),
+    }

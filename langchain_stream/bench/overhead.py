@@ -1,0 +1,76 @@
+"""``stream bench overhead``: what the router adds to the time to first token.
+
+Pairs of requests with distinct prompts of the same shape go to the local tier model directly
+and through ``StreamChatModel`` (alternating which goes first). The router's overhead is its
+TTFT minus the judge's time (reported in the routing record) minus the tier's own TTFT.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from langchain_core.messages import BaseMessageChunk
+from rich.progress import track
+
+from langchain_stream.bench.stats import machine, percentiles
+from langchain_stream.chat_model import StreamChatModel
+from langchain_stream.tiers.local import ChatLocal
+
+QUESTIONS = (
+    "What is the capital of Peru?",
+    "What is the capital of Chile?",
+    "What is the capital of Kenya?",
+    "What is the capital of Spain?",
+    "What is the capital of Japan?",
+    "What is the capital of Egypt?",
+    "What is the capital of Italy?",
+    "What is the capital of Ghana?",
+)
+
+
+def _ttft(chunks: Iterator[BaseMessageChunk]) -> tuple[float, dict[str, Any]]:
+    started = time.perf_counter()
+    ttft = None
+    metadata: dict[str, Any] = {}
+    for chunk in chunks:
+        if ttft is None and (chunk.content or getattr(chunk, "tool_call_chunks", None)):
+            ttft = (time.perf_counter() - started) * 1000.0
+            metadata = chunk.response_metadata.get("routing", {})
+    return (ttft if ttft is not None else float("nan")), metadata
+
+
+def run_overhead_bench(*, runs: int = 40, progress: bool = False) -> dict[str, Any]:
+    """Measure ``runs`` pairs; return the TTFT medians and the router overhead."""
+    tier = ChatLocal(temperature=0.0, max_tokens=8)
+    tier.load()
+    router = StreamChatModel(local=tier, judge="keyword")
+    for warm in (tier, router):
+        warm.invoke("Hi")
+    direct: list[float] = []
+    routed: list[float] = []
+    judge_ms: list[float] = []
+    steps = range(runs)
+    for run in track(steps, description="bench overhead") if progress else steps:
+        question = QUESTIONS[run % len(QUESTIONS)]
+        pair = [("direct", f"{question} ({run}a)"), ("routed", f"{question} ({run}b)")]
+        for kind, prompt in pair if run % 2 == 0 else reversed(pair):
+            if kind == "direct":
+                direct.append(_ttft(tier.stream(prompt))[0])
+            else:
+                ttft, record = _ttft(router.stream(prompt))
+                routed.append(ttft)
+                judge_ms.append(float(record.get("judge_ms", 0.0)))
+    routed_minus_judge = [r - j for r, j in zip(routed, judge_ms, strict=True)]
+    direct_p = percentiles(direct)
+    routed_p = percentiles(routed_minus_judge)
+    return {
+        "bench": "overhead",
+        "runs": runs,
+        "tier_ttft_ms": direct_p,
+        "router_ttft_minus_judge_ms": routed_p,
+        "judge_ms": percentiles(judge_ms),
+        "overhead_ms_p50": round(routed_p["p50"] - direct_p["p50"], 3),
+        "machine": machine(),
+    }

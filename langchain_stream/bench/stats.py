@@ -1,0 +1,63 @@
+"""Small statistics shared by the benchmarks."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def percentiles(values: Sequence[float], digits: int = 3) -> dict[str, float]:
+    """p50 / p95 / p99 / mean of ``values`` (an empty input gives an empty dict)."""
+    if not values:
+        return {}
+    data = np.asarray(values, dtype=float)
+    return {
+        "p50": round(float(np.percentile(data, 50)), digits),
+        "p95": round(float(np.percentile(data, 95)), digits),
+        "p99": round(float(np.percentile(data, 99)), digits),
+        "mean": round(float(data.mean()), digits),
+    }
+
+
+def machine() -> dict[str, object]:
+    """What the benchmark ran on."""
+    return {
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "system": platform.system(),
+    }
+
+
+# Distinct prompts of the same shape, so no run profits from another's prompt cache.
+TOPICS = (
+    "a lighthouse keeper",
+    "a clockmaker",
+    "a river pilot",
+    "a glacier",
+    "a librarian",
+    "a comet",
+    "a beekeeper",
+    "a cartographer",
+    "a volcano",
+    "a night train",
+    "a tea merchant",
+    "an old telescope",
+    "a desert well",
+    "a violin maker",
+    "a snow leopard",
+    "a paper mill",
+    "a coral reef",
+    "a bridge builder",
+    "a weather balloon",
+    "a salt marsh",
+)
+
+
+def story_prompt(index: int) -> str:
+    """The ``index``-th distinct prompt, asking for a long answer."""
+    topic = TOPICS[index % len(TOPICS)]
+    return f"Write a long story about {topic} (story {index})."

@@ -1,0 +1,245 @@
+"""``StreamChatModel``: the router graph as a drop-in LangChain chat model."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models.chat_models import agenerate_from_stream, generate_from_stream
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from langchain_stream.config import TIERS, Tier, get_settings
+from langchain_stream.errors import InvalidRequestError
+from langchain_stream.graph import RouterContext, isolated_astream, isolated_stream
+from langchain_stream.judge import ComplexityJudge, resolve_judge
+from langchain_stream.structured import with_structured_output_via
+
+
+
+def _default_pin() -> Tier | None:
+    return get_settings().tier
+
+
+class StreamChatModel(BaseChatModel):
+    """A chat model that routes each request to the local, HPC or cloud tier and streams it back.
+
+    With no arguments it answers on the local tier with the embedded model; the HPC and cloud
+    tiers join when configured (see :mod:`langchain_stream.config`). Every answer carries the
+    routing record in ``response_metadata["routing"]`` (on a stream: the first chunk, completed
+    by the last).
+
+    Example:
+        .. code-block:: python
+
+            from langchain_stream import StreamChatModel
+
+            llm = StreamChatModel()
+            for chunk in llm.stream("What is the capital of France?"):
+                print(chunk.content, end="", flush=True)
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    tier: Tier | None = Field(default_factory=_default_pin)
+    """Pin every request to this tier, skipping the judge."""
+    judge: str | ComplexityJudge | None = None
+    """The complexity judge, or its name; ``None`` uses the one in the settings."""
+    local: BaseChatModel | None = None
+    """The local tier's chat model; ``None`` builds it from the settings."""
+    hpc: BaseChatModel | None = None
+    """The HPC tier's chat model; ``None`` builds it from the settings when configured."""
+    cloud: BaseChatModel | None = None
+    """The cloud tier's chat model; ``None`` builds it from the settings when configured."""
+    temperature: float | None = None
+    """Sampling temperature passed to the tier; ``None`` keeps the tier's own."""
+    max_tokens: int | None = None
+    """Maximum answer tokens passed to the tier; ``None`` keeps the tier's own."""
+    stop: list[str] | None = None
+    """Stop sequences passed to the tier."""
+
+    _tiers: dict[Tier, BaseChatModel] | None = PrivateAttr(default=None)
+
+    @property
+    def _llm_type(self) -> str:
+        return "langchain-stream-router"
+
+    @property
+    def model_name(self) -> str:
+        """The router's name; the model that answered is in the routing record."""
+        return "stream-auto" if self.tier is None else f"stream-{self.tier}"
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "langchain-stream"
+        params["ls_model_name"] = kwargs.get("model", self.model_name)
+        if (temperature := kwargs.get("temperature", self.temperature)) is not None:
+            params["ls_temperature"] = temperature
+        if (max_tokens := kwargs.get("max_tokens", self.max_tokens)) is not None:
+            params["ls_max_tokens"] = max_tokens
+        if stop := stop or self.stop:
+            params["ls_stop"] = stop
+        return params
+
+    def tier_models(self) -> dict[Tier, BaseChatModel]:
+        """The chat model of each available tier, built once."""
+        if self._tiers is None:
+            from langchain_stream.tiers import build_tier_models
+
+            configured = build_tier_models(get_settings())
+            given = {"local": self.local, "hpc": self.hpc, "cloud": self.cloud}
+            for tier, model in given.items():
+                if model is not None:
+                    configured[tier] = model  # type: ignore[index]
+            self._tiers = {t: configured[t] for t in ("local", "hpc", "cloud") if t in configured}
+        return self._tiers
+
+    def complexity_judge(self) -> ComplexityJudge:
+        """The judge that routes this model's requests."""
+        if self.judge is None:
+            return resolve_judge(get_settings().judge)
+        return resolve_judge(self.judge) if isinstance(self.judge, str) else self.judge
+
+    # --- tools and structured output ---------------------------------------------------------
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools for whichever tier answers (OpenAI format, passed through to the tier).
+
+        ``tool_choice``: "auto" (default), "any"/"required", "none", or a tool's name.
+        """
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        choice = _openai_tool_choice(tool_choice, formatted)
+        if choice is not None:
+            kwargs["tool_choice"] = choice
+        return super().bind(tools=formatted, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        method: Literal["function_calling", "json_schema", "json_mode"] = "function_calling",
+        include_raw: bool = False,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, Any]:
+        """Structured answers from whichever tier answers (see ``ChatLocal``)."""
+        return with_structured_output_via(
+            self, schema, method=method, include_raw=include_raw, **kwargs
+        )
+
+    # --- generation --------------------------------------------------------------------------
+
+    def _router_input(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> tuple[dict[str, Any], RouterContext]:
+        if not messages:
+            raise InvalidRequestError("the message list is empty: nothing to answer")
+        call_kwargs = {
+            k: v
+            for k, v in {
+                "temperature": self.temperature,
+                "max_tokens": self.max_tokens,
+                "stop": stop or self.stop,
+            }.items()
+            if v is not None
+        }
+        call_kwargs.update(kwargs)
+        call_kwargs.pop("ls_structured_output_format", None)
+        pin = _pin_from_model_name(call_kwargs.pop("model", None)) or self.tier
+        context = RouterContext(
+            tiers=self.tier_models(), judge=self.complexity_judge(), call_kwargs=call_kwargs
+        )
+        return {"messages": messages, "tier": pin}, context
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        state, context = self._router_input(messages, stop, kwargs)
+        for chunk in isolated_stream(state, context):
+            generation = ChatGenerationChunk(message=_as_chunk(chunk))
+            if run_manager:
+                run_manager.on_llm_new_token(generation.text, chunk=generation)
+            yield generation
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        state, context = self._router_input(messages, stop, kwargs)
+        async for chunk in isolated_astream(state, context):
+            generation = ChatGenerationChunk(message=_as_chunk(chunk))
+            if run_manager:
+                await run_manager.on_llm_new_token(generation.text, chunk=generation)
+            yield generation
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
+
+
+def _as_chunk(item: Any) -> AIMessageChunk:
+    if not isinstance(item, AIMessageChunk):
+        raise TypeError(f"the router streamed {type(item).__name__}, not AIMessageChunk")
+    return item
+
+
+def _pin_from_model_name(name: str | None) -> Tier | None:
+    """A per-call ``model`` of ``stream-local|hpc|cloud`` pins a tier; ``stream-auto`` routes."""
+    if name is None or name == "stream-auto":
+        return None
+    tier = name.removeprefix("stream-")
+    if tier not in TIERS or not name.startswith("stream-"):
+        raise InvalidRequestError(
+            f"unknown model {name!r}: use stream-auto, stream-local, stream-hpc or stream-cloud"
+        )
+    return tier  # type: ignore[return-value]
+
+
+def _openai_tool_choice(
+    tool_choice: str | dict[str, Any] | bool | None, tools: list[dict[str, Any]]
+) -> str | dict[str, Any] | None:
+    """LangChain's tool_choice spellings → the OpenAI form every tier accepts."""
+    if tool_choice is None or isinstance(tool_choice, dict):
+        return tool_choice
+    if tool_choice is True or tool_choice == "any":
+        return "required"
+    if tool_choice is False:
+        return "none"
+    if tool_choice in ("auto", "none", "required"):
+        return tool_choice
+    names = [t["function"]["name"] for t in tools]
+    if tool_choice not in names:
+        raise InvalidRequestError(f"tool_choice names {tool_choice!r}, not among the tools {names}")
+    return {"type": "function", "function": {"name": tool_choice}}

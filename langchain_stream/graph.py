@@ -1,0 +1,373 @@
+"""The router as a LangGraph ``StateGraph``: compress → judge → route → tier, with fallback.
+
+::
+
+    START → compress → judge ─route_by_complexity─► local | hpc | cloud ─► END
+                                  ▲                        │ failed before its first token
+                                  └──── route_next ◄─ fallback
+
+Per-run inputs that are not conversation state (the tier models, the judge, the call's
+``stop``/``tools`` arguments, the start time) travel in the runtime context,
+:class:`RouterContext`. Tokens leave the tier nodes as they are produced, through LangGraph's
+custom stream (``stream_mode="custom"``); each tier node also returns the whole answer, so the
+graph works with ``invoke`` and inside larger graphs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Annotated, Any, Literal, TypedDict
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessageChunk, AnyMessage, BaseMessage, HumanMessage
+from langchain_core.messages.ai import add_ai_message_chunks
+from langchain_core.messages.utils import message_chunk_to_message
+from langchain_core.runnables import RunnableLambda
+from langchain_core.runnables.config import var_child_runnable_config
+from langgraph.config import get_stream_writer
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import get_runtime
+from typing_extensions import NotRequired
+
+from langchain_stream.config import TIERS, Tier, get_settings
+from langchain_stream.errors import MidStreamError, NoTierAvailableError
+from langchain_stream.judge import ComplexityJudge, resolve_judge
+from langchain_stream.routing import CompressionReport, RoutingRecord, TierAttempt, candidate_tiers
+
+COMPRESS, JUDGE, FALLBACK = "compress", "judge", "fallback"
+# How many earlier turns the judge sees, for follow-ups such as "why?".
+JUDGE_CONTEXT_TURNS = 2
+
+
+@dataclass
+class RouterContext:
+    """Per-run inputs of the router graph (LangGraph runtime context)."""
+
+    tiers: dict[Tier, BaseChatModel] | None = None
+    """Chat model of each available tier; ``None`` builds them from the settings."""
+    judge: ComplexityJudge | None = None
+    """The complexity judge; ``None`` uses the one named in the settings."""
+    call_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Arguments passed on to the tier model's stream call (stop, tools, max_tokens, ...)."""
+    started_at: float = field(default_factory=time.perf_counter)
+    """When the request entered the router (``time.perf_counter``), for TTFT."""
+
+    def models(self) -> dict[Tier, BaseChatModel]:
+        """The tier models, built from the settings when none were given."""
+        return self.tiers if self.tiers is not None else default_tier_models()
+
+    def complexity_judge(self) -> ComplexityJudge:
+        """The judge, resolved from the settings when none was given."""
+        return self.judge if self.judge is not None else resolve_judge(get_settings().judge)
+
+
+class RouterState(TypedDict):
+    """Conversation in, answer appended; plus what the router decided on the way."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    tier: NotRequired[Tier | None]
+    """A user pin: answer on this tier, skipping the judge."""
+    candidates: NotRequired[list[Tier]]
+    """Tiers still to try, in order."""
+    record: NotRequired[dict[str, Any]]
+    """The routing record (see :class:`~langchain_stream.routing.RoutingRecord`)."""
+    failed: NotRequired[bool]
+    """Whether the last tier tried failed before its first token."""
+
+
+@lru_cache(maxsize=1)
+def default_tier_models() -> dict[Tier, BaseChatModel]:
+    """The tiers configured in the settings (the local tier always)."""
+    from langchain_stream.tiers import build_tier_models
+
+    return build_tier_models(get_settings())
+
+
+def _context() -> RouterContext:
+    context = get_runtime(RouterContext).context
+    return context if context is not None else RouterContext()
+
+
+# --- nodes -------------------------------------------------------------------------------------
+
+
+def compress(state: RouterState) -> dict[str, Any]:
+    """Fit the history to the routed tier's window (pass-through until compression lands)."""
+    record = RoutingRecord(compression=CompressionReport(applied=False))
+    return {"record": record.model_dump(mode="json", exclude_none=True)}
+
+
+def judge(state: RouterState) -> dict[str, Any]:
+    """Judge the current query (or honour a pin) and order the candidate tiers."""
+    context = _context()
+    available = list(context.models())
+    record = RoutingRecord.model_validate(state.get("record", {}))
+    pin = state.get("tier")
+    if pin is not None:
+        if pin not in available:
+            raise NoTierAvailableError(
+                f"the request is pinned to the {pin!r} tier, which is not configured "
+                f"(configured: {', '.join(available)})"
+            )
+        record.reason = "pin"
+        candidates = [pin]
+    else:
+        query, earlier = _query_and_context(state["messages"])
+        judgment = context.complexity_judge().judge(query, earlier)
+        record.complexity = judgment.complexity
+        record.scores = {k.value: round(v, 4) for k, v in judgment.scores.items()}
+        record.judge = judgment.judge
+        record.judge_ms = round(judgment.latency_ms, 3)
+        candidates = candidate_tiers(judgment.complexity, available)
+    return {
+        "candidates": candidates,
+        "failed": False,
+        "record": record.model_dump(mode="json", exclude_none=True),
+    }
+
+
+def fallback(state: RouterState) -> dict[str, Any]:
+    """Drop the tier that failed before its first token; give up when none is left."""
+    remaining = state.get("candidates", [])[1:]
+    record = RoutingRecord.model_validate(state.get("record", {}))
+    if not remaining:
+        attempts = [a.model_dump() for a in record.tiers_tried]
+        raise NoTierAvailableError(
+            "no tier could answer: " + "; ".join(f"{a['tier']}: {a['error']}" for a in attempts),
+            attempts=attempts,
+        )
+    record.reason = "fallback"
+    return {"candidates": remaining, "record": record.model_dump(mode="json", exclude_none=True)}
+
+
+def route_by_complexity(state: RouterState) -> Tier | Literal["fallback"]:
+    """The next candidate tier's node."""
+    candidates = state.get("candidates", [])
+    return candidates[0] if candidates else FALLBACK
+
+
+def route_after_tier(state: RouterState) -> Literal["fallback", "__end__"]:
+    """End once a tier answered; otherwise fall back."""
+    return FALLBACK if state.get("failed") else END
+
+
+class _TierRun:
+    """The per-chunk bookkeeping of one tier call, shared by the sync and async nodes."""
+
+    def __init__(self, tier: Tier, model: BaseChatModel, record: RoutingRecord, started: float):
+        self.tier, self.model, self.record, self.started = tier, model, record, started
+        self.emit = get_stream_writer()
+        self.chunks: list[AIMessageChunk] = []
+        self.leading: list[AIMessageChunk] = []
+        self.first_token_at: float | None = None
+
+    def on_chunk(self, chunk: AIMessageChunk) -> None:
+        """Pass a chunk on; the first one with content carries the routing record."""
+        if self.first_token_at is None:
+            if not (chunk.content or chunk.tool_call_chunks):
+                self.leading.append(chunk)  # an empty role/metadata chunk: fold it forward
+                return
+            self.first_token_at = time.perf_counter()
+            chunk = self._with_record(add_ai_message_chunks(*self.leading, chunk), at_first=True)
+            self.leading = []
+        self.chunks.append(chunk)
+        self.emit(chunk)
+
+    def on_error(self, exc: BaseException) -> dict[str, Any]:
+        """Turn a failure into a fallback update, or raise when tokens were already sent."""
+        if self.first_token_at is not None:
+            partial = "".join(c.text for c in self.chunks)
+            raise MidStreamError(
+                f"the {self.tier} tier failed mid-answer: {exc}",
+                tier=self.tier,
+                partial_text=partial,
+            ) from exc
+        self.record.tiers_tried.append(TierAttempt(tier=self.tier, error=_describe(exc)))
+        return {"failed": True, "record": self.record.model_dump(mode="json", exclude_none=True)}
+
+    def finish(self) -> dict[str, Any]:
+        """Emit the closing chunk and return the node's state update."""
+        now = time.perf_counter()
+        if self.first_token_at is None:  # an empty answer: still deliver the metadata
+            self.first_token_at = now
+            if self.leading:
+                first = self._with_record(add_ai_message_chunks(*self.leading), at_first=True)
+            else:
+                first = self._with_record(AIMessageChunk(content=""), at_first=True)
+            self.chunks.append(first)
+            self.emit(first)
+        merged = add_ai_message_chunks(*self.chunks) if len(self.chunks) > 1 else self.chunks[0]
+        usage = merged.usage_metadata
+        self.record.duration_ms = round((now - self.started) * 1000.0, 3)
+        if usage:
+            self.record.usage = {k: int(v) for k, v in usage.items() if isinstance(v, int)}
+            gen_s = now - self.first_token_at
+            if gen_s > 0 and usage.get("output_tokens"):
+                self.record.tokens_per_s = round(usage["output_tokens"] / gen_s, 2)
+        closing = AIMessageChunk(
+            content="",
+            response_metadata={"routing": self.record.final_chunk_metadata()},
+        )
+        self.emit(closing)
+        message = message_chunk_to_message(merged + closing)
+        return {
+            "messages": [message],
+            "failed": False,
+            "record": self.record.model_dump(mode="json", exclude_none=True),
+        }
+
+    def _with_record(self, chunk: AIMessageChunk, *, at_first: bool) -> AIMessageChunk:
+        self.record.tier = self.tier
+        self.record.model = _model_name(self.model)
+        self.record.ttft_ms = round(((self.first_token_at or 0) - self.started) * 1000.0, 3)
+        self.record.tiers_tried.append(TierAttempt(tier=self.tier))
+        metadata = {**chunk.response_metadata, "routing": self.record.first_chunk_metadata()}
+        return chunk.model_copy(update={"response_metadata": metadata})
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _model_name(model: BaseChatModel) -> str:
+    for attr in ("model_name", "model"):
+        value = getattr(model, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(model).__name__
+
+
+def _start(state: RouterState, tier: Tier) -> tuple[_TierRun, list[BaseMessage], dict[str, Any]]:
+    context = _context()
+    record = RoutingRecord.model_validate(state.get("record", {}))
+    model = context.models()[tier]
+    run = _TierRun(tier, model, record, context.started_at)
+    return run, list(state["messages"]), context.call_kwargs
+
+
+def _tier_node(tier: Tier) -> RunnableLambda:
+    """A node that streams the answer of ``tier``, falling back on an early failure."""
+
+    def run(state: RouterState) -> dict[str, Any]:
+        run_, history, kwargs = _start(state, tier)
+        try:
+            for chunk in run_.model.stream(history, **kwargs):
+                run_.on_chunk(chunk)  # type: ignore[arg-type]
+        except Exception as exc:
+            return run_.on_error(exc)
+        return run_.finish()
+
+    async def arun(state: RouterState) -> dict[str, Any]:
+        run_, history, kwargs = _start(state, tier)
+        try:
+            async for chunk in run_.model.astream(history, **kwargs):
+                run_.on_chunk(chunk)  # type: ignore[arg-type]
+        except Exception as exc:
+            return run_.on_error(exc)
+        return run_.finish()
+
+    return RunnableLambda(run, afunc=arun, name=tier)
+
+
+def _query_and_context(messages: Sequence[BaseMessage]) -> tuple[str, list[str]]:
+    """The text of the latest user turn, and a few turns before it for follow-ups."""
+    index = next(
+        (i for i in range(len(messages) - 1, -1, -1) if isinstance(messages[i], HumanMessage)),
+        len(messages) - 1,
+    )
+    earlier = messages[max(0, index - JUDGE_CONTEXT_TURNS) : index]
+    return messages[index].text, [m.text for m in earlier]
+
+
+def build_router_graph() -> StateGraph:
+    """The router graph, uncompiled (for embedding as a subgraph or adding a checkpointer)."""
+    graph = StateGraph(RouterState, context_schema=RouterContext)
+    graph.add_node(COMPRESS, compress)
+    graph.add_node(JUDGE, judge)
+    graph.add_node(FALLBACK, fallback)
+    for tier in TIERS:
+        graph.add_node(tier, _tier_node(tier))
+        graph.add_conditional_edges(tier, route_after_tier, {END: END, FALLBACK: FALLBACK})
+    tier_map: dict[Any, str] = {tier: tier for tier in TIERS} | {FALLBACK: FALLBACK}
+    graph.add_edge(START, COMPRESS)
+    graph.add_edge(COMPRESS, JUDGE)
+    graph.add_conditional_edges(JUDGE, route_by_complexity, tier_map)
+    graph.add_conditional_edges(FALLBACK, route_by_complexity, {t: t for t in TIERS})
+    return graph
+
+
+@lru_cache(maxsize=1)
+def router_graph() -> CompiledStateGraph:
+    """The compiled router graph, built once per process."""
+    return build_router_graph().compile(name="langchain-stream-router")
+
+
+# --- running the router as a graph of its own ----------------------------------------------
+#
+# When StreamChatModel is called inside another runnable or graph, the caller's config sits in
+# a context variable that LangGraph merges into the router's (callbacks and `configurable`
+# included): the caller would then see the tier's tokens a second time, and LangGraph would
+# treat the router as the caller's subgraph. The router therefore runs in a context where no
+# parent config is set; StreamChatModel reports its own tokens to the caller.
+
+
+def _detached_context() -> contextvars.Context:
+    context = contextvars.copy_context()
+    context.run(var_child_runnable_config.set, None)
+    return context
+
+
+def isolated_stream(state: RouterState, context: RouterContext) -> Iterator[AIMessageChunk]:
+    """Run the router synchronously, detached from any caller, yielding its token chunks."""
+    detached = _detached_context()
+    chunks = detached.run(router_graph().stream, state, context=context, stream_mode="custom")
+    try:
+        while True:
+            try:
+                yield detached.run(next, chunks)
+            except StopIteration:
+                return
+    finally:
+        detached.run(chunks.close)
+
+
+async def isolated_astream(
+    state: RouterState, context: RouterContext
+) -> AsyncIterator[AIMessageChunk]:
+    """Run the router asynchronously, detached from any caller, yielding its token chunks."""
+    queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for chunk in router_graph().astream(
+                state, context=context, stream_mode="custom"
+            ):
+                queue.put_nowait((False, chunk))
+        except BaseException as exc:
+            queue.put_nowait((True, exc))
+            raise
+        queue.put_nowait((True, None))
+
+    task = asyncio.create_task(pump(), context=_detached_context())
+    try:
+        while True:
+            done, value = await queue.get()
+            if not done:
+                yield value
+            elif value is None:
+                return
+            else:
+                raise value
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task

@@ -1,0 +1,81 @@
+"""The routing record: where a request went, why, and what it cost (DESIGN §1).
+
+It rides in ``response_metadata["routing"]``. On a stream, the first chunk carries everything
+known at the first token (tier, model, complexity, reason, judge and TTFT figures, tiers
+tried) and the last chunk adds what is known only at the end (usage, duration, tokens/s,
+cost), under disjoint keys, so merging the chunks yields the whole record.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from langchain_stream.config import Tier
+from langchain_stream.judge.base import Complexity
+
+Reason = Literal["judge", "pin", "privacy", "budget", "fallback"]
+
+# Tier order tried for each class when the preferred tier cannot serve (DESIGN §1, health).
+TIER_ORDER: dict[Complexity, tuple[Tier, ...]] = {
+    Complexity.LOW: ("local", "hpc", "cloud"),
+    Complexity.MEDIUM: ("hpc", "cloud", "local"),
+    Complexity.HIGH: ("cloud", "hpc", "local"),
+}
+
+# Keys that only the end of a stream can fill in.
+FINAL_KEYS = frozenset({"usage", "duration_ms", "tokens_per_s", "cost_usd"})
+
+
+class TierAttempt(BaseModel):
+    """One tier the router tried."""
+
+    tier: Tier
+    error: str | None = None
+    """Why the tier failed before its first token; ``None`` when it answered."""
+
+
+class CompressionReport(BaseModel):
+    """What fitting the history to the routed tier's window did."""
+
+    applied: bool = False
+    tokens_before: int | None = None
+    tokens_after: int | None = None
+
+
+class RoutingRecord(BaseModel):
+    """Where one request went and why."""
+
+    tier: Tier | None = None
+    model: str | None = None
+    complexity: Complexity | None = None
+    scores: dict[str, float] = Field(default_factory=dict)
+    judge: str | None = None
+    judge_ms: float | None = None
+    reason: Reason = "judge"
+    compression: CompressionReport = Field(default_factory=CompressionReport)
+    ttft_ms: float | None = None
+    """Time from the request entering the router to the first token."""
+    tiers_tried: list[TierAttempt] = Field(default_factory=list)
+    usage: dict[str, int] | None = None
+    duration_ms: float | None = None
+    tokens_per_s: float | None = None
+    cost_usd: float | None = None
+
+    def first_chunk_metadata(self) -> dict[str, Any]:
+        """The part of the record known at the first token."""
+        return self.model_dump(mode="json", exclude=set(FINAL_KEYS), exclude_none=True)
+
+    def final_chunk_metadata(self) -> dict[str, Any]:
+        """The part known only at the end of the answer (disjoint from the first part)."""
+        return self.model_dump(mode="json", include=set(FINAL_KEYS), exclude_none=True)
+
+    def to_metadata(self) -> dict[str, Any]:
+        """The whole record as JSON-ready data."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def candidate_tiers(complexity: Complexity, available: list[Tier]) -> list[Tier]:
+    """Tiers to try for a class, in its order, among the available ones."""
+    return [tier for tier in TIER_ORDER[complexity] if tier in available]

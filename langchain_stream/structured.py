@@ -1,0 +1,97 @@
+"""``with_structured_output`` for chat models taking OpenAI-style ``tools``/``response_format``.
+
+``function_calling`` forces a call of the schema as a tool; ``json_schema`` and ``json_mode``
+pass ``response_format`` so the tier constrains the reply text itself (a grammar for llama.cpp,
+the provider's structured outputs for OpenAI-compatible servers).
+"""
+
+from __future__ import annotations
+
+from operator import itemgetter
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+from langchain_core.output_parsers.openai_tools import (
+    JsonOutputKeyToolsParser,
+    PydanticToolsParser,
+)
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from langchain_core.utils.pydantic import is_basemodel_subclass
+
+from langchain_stream.errors import InvalidRequestError
+
+StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]
+
+
+def with_structured_output_via(
+    model: BaseChatModel,
+    schema: dict[str, Any] | type | None,
+    *,
+    method: StructuredMethod = "function_calling",
+    include_raw: bool = False,
+    **kwargs: Any,
+) -> Runnable[LanguageModelInput, Any]:
+    """Build the structured-output runnable of ``model`` (which must accept tools kwargs)."""
+    kwargs.pop("strict", None)  # accepted for compatibility: the tiers' output is always strict
+    if kwargs:
+        raise InvalidRequestError(f"unsupported with_structured_output arguments: {sorted(kwargs)}")
+    is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
+    structured_format = {"kwargs": {"method": method}, "schema": schema}
+    if method == "function_calling":
+        if schema is None:
+            raise InvalidRequestError("method='function_calling' needs a schema")
+        tool = convert_to_openai_tool(schema)
+        llm = model.bind_tools(  # type: ignore[call-arg]
+            [tool], tool_choice="any", ls_structured_output_format=structured_format
+        )
+        parser: Runnable[Any, Any] = (
+            PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+            if is_pydantic
+            else JsonOutputKeyToolsParser(key_name=tool["function"]["name"], first_tool_only=True)
+        )
+    elif method == "json_schema":
+        if schema is None:
+            raise InvalidRequestError("method='json_schema' needs a schema")
+        json_schema = convert_to_json_schema(schema)
+        response_format = {
+            "type": "json_schema",
+            "json_schema": {"name": json_schema.get("title", "output"), "schema": json_schema},
+        }
+        llm = model.bind(
+            response_format=response_format, ls_structured_output_format=structured_format
+        )
+        parser = (
+            PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
+            if is_pydantic
+            else JsonOutputParser()
+        )
+    elif method == "json_mode":
+        # With a schema, the reply is held to it as well: a grammar costs nothing extra, and
+        # a small model cannot be trusted to follow a schema it is only told about.
+        response_format = (
+            {"type": "json_object"}
+            if schema is None
+            else {
+                "type": "json_object",
+                "schema": convert_to_json_schema(schema),
+            }
+        )
+        llm = model.bind(
+            response_format=response_format, ls_structured_output_format=structured_format
+        )
+        parser = (
+            PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
+            if is_pydantic
+            else JsonOutputParser()
+        )
+    else:
+        raise InvalidRequestError(f"unknown structured output method {method!r}")
+    if not include_raw:
+        return llm | parser
+    parsed = RunnablePassthrough.assign(
+        parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+    )
+    unparsed = RunnablePassthrough.assign(parsed=lambda _: None)
+    return RunnableMap(raw=llm) | parsed.with_fallbacks([unparsed], exception_key="parsing_error")

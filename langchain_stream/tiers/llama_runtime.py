@@ -1,0 +1,225 @@
+"""Loaded llama.cpp models: one per file and settings, each behind its own lock.
+
+A ``llama_cpp.Llama`` is not thread-safe, so every generation holds the model's lock for as
+long as it runs. Models are shared by every chat model that asks for the same file and
+settings, loaded once, and warmed up at load (the first evaluation is several times slower
+than the next ones).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from langchain_stream.errors import ModelLoadError, TierUnavailableError
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama, LlamaGrammar
+
+GGUF_MAGIC = b"GGUF"
+
+
+@dataclass
+class GenerationStats:
+    """Filled in by :meth:`LlamaModel.generate` as it runs."""
+
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    """Tokens sampled by the model, the end-of-generation token included."""
+    finish_reason: str | None = None
+
+
+@dataclass
+class LlamaModel:
+    """A loaded GGUF model with its lock and chat formatter."""
+
+    path: Path
+    llama: Llama
+    n_ctx: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _formatter: Any = None
+
+    @property
+    def name(self) -> str:
+        """The file name without its extension, used as the model name."""
+        return self.path.stem
+
+    def tokenize(self, text: str) -> list[int]:
+        """Tokens of ``text`` with special tokens parsed, no BOS added."""
+        return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def format_prompt(self, messages: list[dict[str, str]]) -> tuple[str, list[str], bool]:
+        """Render role/content messages with the model's chat template.
+
+        Returns:
+            The prompt text, the template's stop strings, and whether the template already
+            added the BOS token.
+        """
+        response = self._formatter(messages=messages)
+        stop = response.stop if isinstance(response.stop, list) else [response.stop]
+        return response.prompt, [s for s in stop if s], bool(response.added_special)
+
+    def prompt_tokens(self, prompt: str, added_special: bool) -> list[int]:
+        """Tokens of a rendered prompt, with BOS when the template did not add it."""
+        return self.llama.tokenize(prompt.encode("utf-8"), add_bos=not added_special, special=True)
+
+    def generate(
+        self,
+        prompt_tokens: list[int],
+        *,
+        max_tokens: int | None,
+        temperature: float,
+        stop: list[str],
+        grammar: LlamaGrammar | None = None,
+        seed: int | None = None,
+        top_p: float = 0.95,
+        repeat_penalty: float = 1.0,
+        stats: GenerationStats | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[str]:
+        """Yield the completion's text pieces as llama.cpp produces them, holding the lock.
+
+        Raises:
+            TierUnavailableError: the prompt does not fit the context window.
+        """
+        stats = stats if stats is not None else GenerationStats()
+        stats.prompt_tokens = len(prompt_tokens)
+        room = self.n_ctx - len(prompt_tokens)
+        if room <= 0:
+            raise TierUnavailableError(
+                f"the prompt has {len(prompt_tokens)} tokens; the local model's context "
+                f"window is {self.n_ctx}",
+                tier="local",
+            )
+        limit = room if max_tokens is None else min(max_tokens, room)
+
+        calls = 0
+
+        def count_sampled(_ids: Any, _logits: Any) -> bool:
+            # llama-cpp-python calls this once per sampled token, plus once more when the
+            # completion ends: an exact output-token count, which its streaming API lacks.
+            nonlocal calls
+            calls += 1
+            return cancel is not None and cancel.is_set()
+
+        from llama_cpp import StoppingCriteriaList
+
+        with self.lock:
+            if seed is not None:
+                self.llama.set_seed(seed)
+            pieces = self.llama.create_completion(
+                prompt_tokens,
+                max_tokens=limit,
+                temperature=temperature,
+                top_p=top_p,
+                repeat_penalty=repeat_penalty,
+                stop=stop,
+                stream=True,
+                grammar=grammar,
+                stopping_criteria=StoppingCriteriaList([count_sampled]),
+            )
+            try:
+                for piece in pieces:
+                    choice = piece["choices"][0]
+                    if choice["text"]:
+                        yield choice["text"]
+                    if choice.get("finish_reason"):
+                        stats.finish_reason = choice["finish_reason"]
+            finally:
+                pieces.close()
+                stats.output_tokens = calls - 1 if stats.finish_reason else calls
+        if cancel is not None and cancel.is_set():
+            stats.finish_reason = "cancelled"
+
+
+_REGISTRY: dict[tuple[str, int, int], LlamaModel] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def check_gguf_file(path: Path) -> None:
+    """Raise a :class:`ModelLoadError` naming the problem unless ``path`` looks like a GGUF file."""
+    if not path.exists():
+        raise ModelLoadError(f"model file not found: {path}", path=str(path))
+    if path.is_dir():
+        raise ModelLoadError(f"model path is a directory, not a GGUF file: {path}", path=str(path))
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read model file {path}: {exc}", path=str(path)) from exc
+    if magic != GGUF_MAGIC:
+        raise ModelLoadError(f"not a GGUF model file (bad magic {magic!r}): {path}", path=str(path))
+
+
+def load_model(path: Path, *, n_ctx: int, n_threads: int | None = None) -> LlamaModel:
+    """Load (once per process) and warm up the GGUF model at ``path``.
+
+    Raises:
+        ModelLoadError: the file is missing, a directory, not GGUF, or llama.cpp rejects it.
+    """
+    path = path.expanduser().resolve()
+    # Half the logical cores, as llama-cpp-python does: llama.cpp's workers spin at their
+    # barriers, so leaving a core free keeps the streaming thread from stalling them.
+    threads = n_threads or max((os.cpu_count() or 2) // 2, 1)
+    key = (str(path), n_ctx, threads)
+    with _REGISTRY_LOCK:
+        model = _REGISTRY.get(key)
+        if model is None:
+            model = _load_uncached(path, n_ctx=n_ctx, n_threads=threads)
+            _REGISTRY[key] = model
+    return model
+
+
+def _load_uncached(path: Path, *, n_ctx: int, n_threads: int) -> LlamaModel:
+    check_gguf_file(path)
+    try:
+        from llama_cpp import Llama
+    except ImportError as exc:
+        raise ModelLoadError(
+            "the local tier needs llama-cpp-python: pip install 'langchain-stream[local]'"
+        ) from exc
+    try:
+        llama = Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_threads_batch=n_threads,
+            verbose=False,
+        )
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise ModelLoadError(
+            f"llama.cpp could not load {path}: {exc} (is the file complete and a GGUF model?)",
+            path=str(path),
+        ) from exc
+    model = LlamaModel(path=path, llama=llama, n_ctx=n_ctx, _formatter=_chat_formatter(llama))
+    _warm_up(model)
+    return model
+
+
+def _chat_formatter(llama: Llama) -> Any:
+    """The model's own chat template, or ChatML when the GGUF carries none."""
+    from llama_cpp import llama_chat_format
+
+    template = llama.metadata.get("tokenizer.chat_template")
+    if not template:
+        return llama_chat_format.format_chatml
+    eos_id, bos_id = llama.token_eos(), llama.token_bos()
+    return llama_chat_format.Jinja2ChatFormatter(
+        template=template,
+        eos_token=llama._model.token_get_text(eos_id) if eos_id != -1 else "",
+        bos_token=llama._model.token_get_text(bos_id) if bos_id != -1 else "",
+        stop_token_ids=[eos_id],
+    )
+
+
+def _warm_up(model: LlamaModel) -> None:
+    """Run one short generation so the first real request pays no first-evaluation cost."""
+    prompt, stop, added = model.format_prompt([{"role": "user", "content": "Hi"}])
+    for _ in model.generate(
+        model.prompt_tokens(prompt, added), max_tokens=2, temperature=0.0, stop=stop
+    ):
+        pass

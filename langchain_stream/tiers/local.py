@@ -1,0 +1,418 @@
+"""The local tier: a LangChain chat model on llama-cpp-python, defaulting to the embedded model."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models.chat_models import generate_from_stream
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import Field, PrivateAttr
+
+from langchain_stream._threads import aiter_in_thread
+from langchain_stream.config import get_settings
+from langchain_stream.errors import InvalidRequestError
+from langchain_stream.structured import with_structured_output_via
+from langchain_stream.tiers import tool_calls
+from langchain_stream.tiers.embedded import embedded_model_path
+from langchain_stream.tiers.llama_runtime import GenerationStats, LlamaModel, load_model
+
+_TEXT_BLOCK_TYPES = {"text"}
+# Blocks that restate what ``AIMessage.tool_calls`` already carries.
+_TOOL_BLOCK_TYPES = {"tool_use", "tool_call", "function_call"}
+
+
+def _default_model_path() -> str | None:
+    return get_settings().local_model
+
+
+def _default_temperature() -> float:
+    return get_settings().temperature
+
+
+def _default_max_tokens() -> int | None:
+    return get_settings().max_tokens
+
+
+def _default_n_ctx() -> int:
+    return get_settings().local_n_ctx
+
+
+def _default_n_threads() -> int | None:
+    return get_settings().local_n_threads
+
+
+class ChatLocal(BaseChatModel):
+    """A chat model on llama.cpp, in process: real token streaming, sync and async, and tools.
+
+    With no arguments it runs the embedded SmolLM2-135M-Instruct GGUF (no download). Any other
+    GGUF file is used through ``model_path`` or ``STREAM_LOCAL_MODEL``. Models are loaded once
+    per process, shared between instances, warmed up at load and guarded by one lock each.
+    Construction does no I/O; the model loads on first use or on :meth:`load`.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_stream import ChatLocal
+
+            llm = ChatLocal(max_tokens=64)
+            for chunk in llm.stream("Name three primary colours."):
+                print(chunk.content, end="", flush=True)
+    """
+
+    model_path: str | None = Field(default_factory=_default_model_path)
+    """Path to a GGUF file; ``None`` means the embedded SmolLM2-135M-Instruct."""
+    temperature: float = Field(default_factory=_default_temperature)
+    """Sampling temperature; 0 is greedy."""
+    max_tokens: int | None = Field(default_factory=_default_max_tokens)
+    """Maximum tokens to generate; ``None`` means up to the end of the context window."""
+    stop: list[str] | None = None
+    """Stop sequences: generation ends before any of them."""
+    top_p: float = 0.95
+    """Nucleus sampling threshold."""
+    repeat_penalty: float = 1.1
+    """Penalty on recently generated tokens; small models loop without one."""
+    seed: int | None = None
+    """Sampling seed, for reproducible answers at non-zero temperature."""
+    n_ctx: int = Field(default_factory=_default_n_ctx)
+    """Context window the model is loaded with, in tokens."""
+    n_threads: int | None = Field(default_factory=_default_n_threads)
+    """CPU threads for llama.cpp; ``None`` means half the logical cores."""
+
+    _model: LlamaModel | None = PrivateAttr(default=None)
+
+    @property
+    def _llm_type(self) -> str:
+        return "llama-cpp-local"
+
+    @property
+    def resolved_model_path(self) -> Path:
+        """The GGUF file this model runs."""
+        return Path(self.model_path) if self.model_path else embedded_model_path()
+
+    @property
+    def model_name(self) -> str:
+        """The model file's name without extension."""
+        return Path(self.model_path).stem if self.model_path else "SmolLM2-135M-Instruct.Q4_1"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_path": self.model_path, "n_ctx": self.n_ctx}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "llama.cpp"
+        override = kwargs.get("model")
+        params["ls_model_name"] = Path(override).stem if override else self.model_name
+        params["ls_temperature"] = kwargs.get("temperature", self.temperature)
+        if (max_tokens := kwargs.get("max_tokens", self.max_tokens)) is not None:
+            params["ls_max_tokens"] = max_tokens
+        if stop := stop or self.stop:
+            params["ls_stop"] = stop
+        return params
+
+    def load(self, model_path: str | None = None) -> LlamaModel:
+        """Load (once per process) and warm up the model; later calls return it at once.
+
+        Args:
+            model_path: another GGUF file to load instead of this model's own (a per-call
+                ``model`` override).
+        """
+        if model_path is not None:
+            return load_model(Path(model_path), n_ctx=self.n_ctx, n_threads=self.n_threads)
+        if self._model is None:
+            self._model = load_model(
+                self.resolved_model_path, n_ctx=self.n_ctx, n_threads=self.n_threads
+            )
+        return self._model
+
+    def count_tokens(self, messages: Sequence[BaseMessage]) -> int:
+        """Prompt tokens of ``messages`` as this model's tokenizer and chat template see them."""
+        model = self.load()
+        prompt, _, added = model.format_prompt(_to_role_content(messages, None))
+        return len(model.prompt_tokens(prompt, added))
+
+    # --- tools and structured output ---------------------------------------------------------
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools; ``tool_choice`` is "auto" (default), "any"/"required", "none" or a name."""
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        tool_calls.plan_tools(formatted, tool_choice)  # reject an unknown tool name now
+        return super().bind(tools=formatted, tool_choice=tool_choice, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        method: Literal["function_calling", "json_schema", "json_mode"] = "function_calling",
+        include_raw: bool = False,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, Any]:
+        """Answers shaped by ``schema``, always valid because generation follows a grammar.
+
+        ``function_calling`` forces a tool call; ``json_schema`` constrains the reply text
+        to the schema; ``json_mode`` to any JSON object.
+        """
+        return with_structured_output_via(
+            self, schema, method=method, include_raw=include_raw, **kwargs
+        )
+
+    # --- generation --------------------------------------------------------------------------
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        for chunk in self._iter_chunks(messages, stop, threading.Event(), **kwargs):
+            if run_manager:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        def produce(cancel: threading.Event) -> Iterator[ChatGenerationChunk]:
+            return self._iter_chunks(messages, stop, cancel, **kwargs)
+
+        async for chunk in aiter_in_thread(produce):
+            if run_manager:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        chunks = [c async for c in self._astream(messages, stop, run_manager, **kwargs)]
+        return generate_from_stream(iter(chunks))
+
+    def _iter_chunks(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        cancel: threading.Event,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        """The one generation path behind sync and async streaming."""
+        if not messages:
+            raise InvalidRequestError("the message list is empty: nothing to answer")
+        plan = tool_calls.plan_tools(kwargs.get("tools"), kwargs.get("tool_choice"))
+        response_format = kwargs.get("response_format")
+        model = self.load(kwargs.get("model"))
+        prompt, template_stop, added = model.format_prompt(_to_role_content(messages, plan))
+        tokens = model.prompt_tokens(prompt, added)
+        options: dict[str, Any] = {
+            "max_tokens": kwargs.get("max_tokens", self.max_tokens),
+            "temperature": kwargs.get("temperature", self.temperature),
+            "top_p": kwargs.get("top_p", self.top_p),
+            "repeat_penalty": kwargs.get("repeat_penalty", self.repeat_penalty),
+            "seed": kwargs.get("seed", self.seed),
+            "stop": [*(stop or self.stop or []), *template_stop],
+            "cancel": cancel,
+        }
+        stats = GenerationStats()
+        started = time.perf_counter()
+        if plan.mode == "forced":
+            pieces = self._forced_call(model, tokens, plan, stats, options)
+        elif plan.mode == "auto":
+            pieces = self._auto_call(model, prompt, tokens, added, plan, stats, options)
+        else:
+            grammar = _response_format_grammar(response_format)
+            pieces = (
+                AIMessageChunk(content=text)
+                for text in model.generate(tokens, grammar=grammar, stats=stats, **options)
+            )
+        for message_chunk in pieces:
+            yield ChatGenerationChunk(message=message_chunk)
+        elapsed = time.perf_counter() - started
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="",
+                usage_metadata=UsageMetadata(
+                    input_tokens=stats.prompt_tokens,
+                    output_tokens=stats.output_tokens,
+                    total_tokens=stats.prompt_tokens + stats.output_tokens,
+                ),
+                response_metadata={
+                    "model_name": model.name,
+                    "finish_reason": stats.finish_reason,
+                    "generation_ms": round(elapsed * 1000.0, 2),
+                },
+                chunk_position="last",
+            ),
+            generation_info={"finish_reason": stats.finish_reason},
+        )
+
+    def _forced_call(
+        self,
+        model: LlamaModel,
+        tokens: list[int],
+        plan: tool_calls.ToolPlan,
+        stats: GenerationStats,
+        options: dict[str, Any],
+    ) -> Iterator[AIMessageChunk]:
+        from llama_cpp import LlamaGrammar
+
+        grammar = LlamaGrammar.from_string(tool_calls.call_grammar_text(plan), verbose=False)
+        parser = tool_calls.StreamingCallParser()
+        for text in model.generate(tokens, grammar=grammar, stats=stats, **options):
+            if deltas := parser.feed(text):
+                yield AIMessageChunk(content="", tool_call_chunks=deltas)
+        if deltas := parser.finish():
+            yield AIMessageChunk(content="", tool_call_chunks=deltas)
+        stats.finish_reason = "tool_calls"
+
+    def _auto_call(
+        self,
+        model: LlamaModel,
+        prompt: str,
+        tokens: list[int],
+        added: bool,
+        plan: tool_calls.ToolPlan,
+        stats: GenerationStats,
+        options: dict[str, Any],
+    ) -> Iterator[AIMessageChunk]:
+        """Stream free text; if the answer opens with the call marker, switch to a forced call."""
+        held = ""
+        deciding = True
+        free = model.generate(tokens, stats=stats, **options)
+        called = False
+        try:
+            for text in free:
+                if not deciding:
+                    yield AIMessageChunk(content=text)
+                    continue
+                held += text
+                if held.lstrip().startswith(tool_calls.CALL_OPEN):
+                    called = True
+                    break
+                if not tool_calls.is_marker_prefix(held):
+                    deciding = False
+                    yield AIMessageChunk(content=held)
+        finally:
+            free.close()  # releases the model's lock before a forced call takes it
+        if not called:
+            if held and deciding:
+                yield AIMessageChunk(content=held)
+            return
+        # The model chose a tool: continue from the marker under the call grammar.
+        free_output_tokens = stats.output_tokens
+        call_tokens = model.prompt_tokens(prompt + tool_calls.CALL_OPEN, added)
+        forced = tool_calls.ToolPlan(tools=plan.tools, mode="forced")
+        yield from self._forced_call(model, call_tokens, forced, stats, options)
+        stats.prompt_tokens = len(tokens)
+        stats.output_tokens += free_output_tokens
+
+
+def _response_format_grammar(response_format: dict[str, Any] | None) -> Any:
+    """A grammar for OpenAI-style ``response_format`` (json_object / json_schema), or None."""
+    if not response_format or response_format.get("type") == "text":
+        return None
+    from llama_cpp import LlamaGrammar
+    from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
+
+    if response_format.get("type") == "json_schema":
+        schema = response_format["json_schema"]["schema"]
+        return LlamaGrammar.from_string(json_schema_to_gbnf(json.dumps(schema)), verbose=False)
+    if response_format.get("type") == "json_object":
+        if schema := response_format.get("schema"):
+            return LlamaGrammar.from_string(json_schema_to_gbnf(json.dumps(schema)), verbose=False)
+        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+    raise InvalidRequestError(f"unsupported response_format type {response_format.get('type')!r}")
+
+
+def _text_of(content: str | list[Any], role: str) -> str:
+    """Plain text of a message's content; non-text blocks are an error, not silently dropped."""
+    if isinstance(content, str):
+        return content
+    parts: list[str] = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append(block)
+        elif isinstance(block, dict) and block.get("type") in _TEXT_BLOCK_TYPES:
+            parts.append(str(block.get("text", "")))
+        elif isinstance(block, dict) and block.get("type") in _TOOL_BLOCK_TYPES:
+            continue
+        else:
+            kind = block.get("type") if isinstance(block, dict) else type(block).__name__
+            raise InvalidRequestError(
+                f"the local tier reads text only; a {role} message has a {kind!r} content block"
+            )
+    return "".join(parts)
+
+
+def _to_role_content(
+    messages: Sequence[BaseMessage], plan: tool_calls.ToolPlan | None
+) -> list[dict[str, str]]:
+    """LangChain messages → the role/content dicts a chat template renders."""
+    rendered: list[dict[str, str]] = []
+    for message in messages:
+        text = _text_of(message.content, message.type)
+        if isinstance(message, SystemMessage):
+            rendered.append({"role": "system", "content": text})
+        elif isinstance(message, AIMessage):
+            calls = "".join(
+                tool_calls.render_tool_call(c["name"], c["args"]) for c in message.tool_calls
+            )
+            rendered.append({"role": "assistant", "content": text + calls})
+        elif isinstance(message, ToolMessage):
+            label = f"Result of tool call {message.tool_call_id}"
+            if message.name:
+                label += f" ({message.name})"
+            rendered.append({"role": "user", "content": f"{label}:\n{text}"})
+        elif message.type in ("human", "chat", "generic"):
+            rendered.append({"role": "user", "content": text})
+        else:
+            raise InvalidRequestError(f"unsupported message type {message.type!r}")
+    if plan is not None and plan.mode != "none":
+        instructions = tool_calls.tools_system_prompt(plan)
+        if rendered and rendered[0]["role"] == "system":
+            rendered[0] = {
+                "role": "system",
+                "content": f"{rendered[0]['content']}\n\n{instructions}",
+            }
+        else:
+            rendered.insert(0, {"role": "system", "content": instructions})
+    return rendered

@@ -1,0 +1,26 @@
+"""Shared test settings: one place to scale waits, and isolation from the user's config."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Every timing-sensitive wait in the suite is a multiple of this (seconds).
+TIME_UNIT_S = float(os.environ.get("STREAM_TEST_TIME_UNIT_S", "1.0"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+    """Tests see only the STREAM_* variables they set, and no config file of the user's."""
+    for name in list(os.environ):
+        if name.startswith("STREAM_") and name != "STREAM_TEST_TIME_UNIT_S":
+            monkeypatch.delenv(name, raising=False)
+    empty = tmp_path_factory.getbasetemp() / "empty-stream.toml"
+    empty.write_text("")
+    monkeypatch.setenv("STREAM_CONFIG", str(empty))
+    from langchain_stream.config import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -1,0 +1,206 @@
+"""StreamChatModel over the router graph, on the real embedded model and real faults."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.outputs import ChatGenerationChunk
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.tools import tool
+from langchain_openai import ChatOpenAI
+
+from langchain_stream import ChatLocal, StreamChatModel
+from langchain_stream.errors import InvalidRequestError, MidStreamError, NoTierAvailableError
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed again when the block ends: nothing listens
+
+
+def unreachable_cloud() -> ChatOpenAI:
+    """A real ChatOpenAI whose server is down (connection refused on loopback)."""
+    return ChatOpenAI(
+        model="gpt-test",
+        base_url=f"http://127.0.0.1:{_closed_port()}/v1",
+        api_key="sk-test",
+        max_retries=0,
+        timeout=5,
+    )
+
+
+class FailsMidStream(ChatLocal):
+    """The real local tier, cut off after three chunks (a fault no real tier can be made to
+    produce on demand)."""
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        for index, chunk in enumerate(super()._stream(messages, stop, run_manager, **kwargs)):
+            if index == 3:
+                raise ConnectionError("tier connection lost")
+            yield chunk
+
+
+@pytest.fixture(scope="module")
+def router(local_model: ChatLocal) -> StreamChatModel:
+    return StreamChatModel(local=local_model, judge="keyword")
+
+
+def _merge(chunks: list[AIMessageChunk]) -> AIMessageChunk:
+    merged = chunks[0]
+    for chunk in chunks[1:]:
+        merged += chunk
+    return merged
+
+
+def test_first_chunk_carries_the_routing_record(router: StreamChatModel) -> None:
+    chunks = list(router.stream("What is the capital of France?"))
+    first = chunks[0].response_metadata["routing"]
+    assert first["tier"] == "local"
+    assert first["complexity"] == "LOW"
+    assert first["reason"] == "judge"
+    assert first["judge"] == "keyword"
+    assert first["ttft_ms"] > 0 and first["judge_ms"] >= 0
+    assert "usage" not in first  # known only at the end
+    assert chunks[0].content  # the record rides on a real token, not an empty chunk
+    whole = _merge(chunks).response_metadata["routing"]
+    assert whole["usage"]["output_tokens"] > 0
+    assert whole["tokens_per_s"] > 0
+    assert {k: whole[k] for k in first} == first
+
+
+def test_invoke_result_carries_the_whole_record(router: StreamChatModel) -> None:
+    result = router.invoke("Explain how a hash map works.")
+    record = result.response_metadata["routing"]
+    assert record["complexity"] == "MEDIUM"
+    assert record["tier"] == "local"  # the only configured tier answers MEDIUM too
+    assert record["tiers_tried"] == [{"tier": "local"}]
+    assert result.usage_metadata["output_tokens"] == record["usage"]["output_tokens"]
+
+
+async def test_async_paths_and_batch(router: StreamChatModel) -> None:
+    chunks = [c async for c in router.astream("Say hi.")]
+    assert chunks[0].response_metadata["routing"]["tier"] == "local"
+    result = await router.ainvoke("Say hi.")
+    assert isinstance(result, AIMessage) and result.content
+    batch = router.batch(["Say hi.", "Say bye."])
+    assert all(r.response_metadata["routing"]["tier"] == "local" for r in batch)
+    abatch = await router.abatch(["Say hi.", "Say bye."])
+    assert len(abatch) == 2
+
+
+def test_pin_skips_the_judge(local_model: ChatLocal) -> None:
+    pinned = StreamChatModel(local=local_model, tier="local")
+    record = pinned.invoke("Prove Fermat's last theorem.").response_metadata["routing"]
+    assert record["reason"] == "pin"
+    assert "complexity" not in record
+    per_call = StreamChatModel(local=local_model).invoke("Prove it.", model="stream-local")
+    assert per_call.response_metadata["routing"]["reason"] == "pin"
+
+
+def test_pin_to_an_unconfigured_tier_is_a_clear_error(local_model: ChatLocal) -> None:
+    with pytest.raises(NoTierAvailableError, match="'cloud' tier, which is not configured"):
+        StreamChatModel(local=local_model, tier="cloud").invoke("hi")
+    with pytest.raises(InvalidRequestError, match="unknown model"):
+        StreamChatModel(local=local_model).invoke("hi", model="gpt-4o")
+
+
+def test_tier_down_before_first_token_falls_back(local_model: ChatLocal) -> None:
+    router = StreamChatModel(local=local_model, cloud=unreachable_cloud(), judge="keyword")
+    chunks = list(router.stream("Prove that the square root of 2 is irrational."))
+    record = _merge(chunks).response_metadata["routing"]
+    assert record["complexity"] == "HIGH"
+    assert record["tier"] == "local"
+    assert record["reason"] == "fallback"
+    tried = record["tiers_tried"]
+    assert [t["tier"] for t in tried] == ["cloud", "local"]
+    assert "Connection" in tried[0]["error"]
+    assert "".join(c.text for c in chunks).strip()  # the whole answer, from one tier
+
+
+def test_every_tier_down_lists_each_failure(tmp_path) -> None:
+    corrupt = tmp_path / "corrupt.gguf"
+    corrupt.write_text("not a model")
+    router = StreamChatModel(
+        local=ChatLocal(model_path=str(corrupt)), cloud=unreachable_cloud(), judge="keyword"
+    )
+    with pytest.raises(NoTierAvailableError) as info:
+        router.invoke("Prove that there are infinitely many primes.")
+    assert [a["tier"] for a in info.value.attempts] == ["cloud", "local"]
+    assert "not a GGUF" in info.value.attempts[1]["error"]
+
+
+def test_failure_mid_stream_is_never_glued_to_another_answer(local_model: ChatLocal) -> None:
+    router = StreamChatModel(local=FailsMidStream(temperature=0.0, max_tokens=48), tier="local")
+    received: list[str] = []
+    with pytest.raises(MidStreamError) as info:
+        for chunk in router.stream("Tell me about rivers."):
+            received.append(chunk.text)
+    assert info.value.tier == "local"
+    assert info.value.partial_text == "".join(received)
+    assert len(received) == 3
+
+
+def test_works_inside_an_lcel_chain(router: StreamChatModel) -> None:
+    prompt = ChatPromptTemplate.from_messages(
+        [("system", "You answer briefly."), ("human", "What colour is {thing}?")]
+    )
+    chain = prompt | router | StrOutputParser()
+    pieces = list(chain.stream({"thing": "the sky"}))
+    assert len(pieces) > 3  # streamed through the chain, token by token
+    assert chain.invoke({"thing": "grass"}).strip()
+
+
+@tool
+def lookup_population(city: str) -> str:
+    """Look up the population of a city."""
+    return f"{city} has 2,100,000 inhabitants."
+
+
+def test_works_as_the_model_of_an_agent(router: StreamChatModel) -> None:
+    from langchain.agents import create_agent
+    from langchain.agents.middleware import ModelRequest, wrap_model_call
+
+    @wrap_model_call
+    def call_a_tool_first(request: ModelRequest, handler):  # type: ignore[no-untyped-def]
+        # The 135M model seldom chooses a tool unprompted: force the first step, then let it
+        # answer from the tool's result.
+        has_result = any(m.type == "tool" for m in request.messages)
+        return handler(request.override(tool_choice="none" if has_result else "any"))
+
+    agent = create_agent(router, tools=[lookup_population], middleware=[call_a_tool_first])
+    state = agent.invoke({"messages": [HumanMessage("How many people live in Paris?")]})
+    kinds = [m.type for m in state["messages"]]
+    assert kinds[:3] == ["human", "ai", "tool"]
+    assert state["messages"][1].tool_calls[0]["name"] == "lookup_population"
+    assert "2,100,000" in state["messages"][2].content
+    assert kinds[-1] == "ai" and state["messages"][-1].response_metadata["routing"]["tier"]
+
+    # Streaming the agent's messages: each token once, not once per graph level.
+    streamed: dict[str, str] = {}
+    final: dict[str, Any] = {}
+    for mode, payload in agent.stream(
+        {"messages": [HumanMessage("How many people live in Lyon?")]},
+        stream_mode=["messages", "values"],
+    ):
+        if mode == "messages":
+            chunk, _meta = payload
+            if isinstance(chunk, AIMessageChunk):
+                streamed[chunk.id] = streamed.get(chunk.id, "") + chunk.text
+        else:
+            final = payload
+    answers = [m for m in final["messages"] if m.type == "ai" and m.content]
+    assert answers
+    assert streamed[answers[-1].id] == answers[-1].content
