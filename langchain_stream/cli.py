@@ -124,6 +124,36 @@ def doctor(
         raise typer.Exit(code=1)
 
 
+@app.command()
+def relay(
+    host: Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 serves others).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
+    idle_timeout_s: Annotated[float, typer.Option(help="Close idle channels after this.")] = 120.0,
+    max_frame_bytes: Annotated[int, typer.Option(help="Largest frame accepted.")] = 65536,
+) -> None:
+    """Run the WebSocket relay of the HPC tier's data plane (secret: STREAM_RELAY_SECRET)."""
+    from langchain_stream.relay.server import run_relay
+
+    secret = get_settings().relay_secret
+    if secret is None:
+        raise _fail(
+            ValueError("set STREAM_RELAY_SECRET (32 random bytes, e.g. `openssl rand -hex 32`)")
+        )
+    console.print(f"relay listening on ws://{host}:{port} (health: http://{host}:{port}/healthz)")
+    try:
+        run_relay(
+            host,
+            port,
+            secret.get_secret_value(),
+            idle_timeout_s=idle_timeout_s,
+            max_frame_bytes=max_frame_bytes,
+        )
+    except StreamError as exc:
+        raise _fail(exc) from exc
+
+
 @bench_app.command("local")
 def bench_local(
     runs: Annotated[int, typer.Option(help="Measured requests per contender.")] = 8,

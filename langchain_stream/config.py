@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     """Globus Compute endpoint id of the HPC tier; unset means no HPC tier."""
     relay_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """WebSocket relay URLs (comma-separated in the environment)."""
+    relay_secret: SecretStr | None = None
+    """Secret that signs and verifies channel tokens (``stream relay`` and its clients)."""
 
     # --- cloud tier -------------------------------------------------------------------------
     cloud_model: str | None = None

@@ -223,7 +223,7 @@ def test_unknown_tool_choice_is_rejected(local_model: ChatLocal) -> None:
 
 def test_prompt_over_the_window_is_a_tier_error() -> None:
     small = ChatLocal(n_ctx=256, max_tokens=8)
-    with pytest.raises(TierUnavailableError, match="context window is 256"):
+    with pytest.raises(TierUnavailableError, match=r"context window is 256"):
         small.invoke("word " * 400)
 
 
@@ -256,7 +256,7 @@ def test_model_path_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pa
     from langchain_stream.config import get_settings
 
     get_settings.cache_clear()
-    with pytest.raises(ModelLoadError, match="from-env.gguf"):
+    with pytest.raises(ModelLoadError, match=r"from-env\.gguf"):
         ChatLocal().invoke("hi")
 
 

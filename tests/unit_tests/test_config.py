@@ -37,7 +37,7 @@ def test_toml_file_is_read_and_env_wins(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 def test_missing_config_file_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("STREAM_CONFIG", str(tmp_path / "nope.toml"))
-    with pytest.raises(ConfigurationError, match="nope.toml"):
+    with pytest.raises(ConfigurationError, match=r"nope\.toml"):
         Settings()
 
 

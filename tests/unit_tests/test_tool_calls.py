@@ -57,7 +57,9 @@ def test_call_grammar_names_only_allowed_tools() -> None:
     assert "get_weather" not in grammar
 
 
-def _stream_through_parser(text: str, step: int) -> tuple[list[dict], tool_calls.StreamingCallParser]:
+def _stream_through_parser(
+    text: str, step: int
+) -> tuple[list[dict], tool_calls.StreamingCallParser]:
     parser = tool_calls.StreamingCallParser()
     deltas: list[dict] = []
     for i in range(0, len(text), step):

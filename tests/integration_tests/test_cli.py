@@ -1,0 +1,87 @@
+"""The `stream` command, run as a user runs it: a real process on the embedded model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TIME_UNIT_S
+
+STREAM = [sys.executable, "-m", "langchain_stream.cli"]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*STREAM, *args],
+        capture_output=True,
+        text=True,
+        timeout=120 * TIME_UNIT_S,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_chat_streams_an_answer_and_ends_with_the_routing_json() -> None:
+    done = run_cli("chat", "What is the capital of France?", "--json", "--max-tokens", "24")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert {"tier", "complexity", "judge_ms", "ttft_ms", "tokens_per_s", "text"} <= set(summary)
+    assert summary["tier"] == "local"
+    assert summary["complexity"] == "LOW"
+    assert summary["text"].strip()
+    assert summary["text"].strip() in done.stdout  # the streamed answer came first
+
+
+def test_chat_prints_the_routing_table() -> None:
+    done = run_cli("chat", "Say hi.", "--max-tokens", "8")
+    assert done.returncode == 0, done.stderr
+    assert "tier" in done.stderr and "local" in done.stderr and "ttft_ms" in done.stderr
+
+
+def test_chat_pinned_to_an_unconfigured_tier_fails_clearly() -> None:
+    done = run_cli("chat", "hi", "--tier", "cloud")
+    assert done.returncode == 1
+    assert "not configured" in done.stderr
+
+
+def test_chat_with_a_missing_model_file_fails_clearly(tmp_path: Path) -> None:
+    done = run_cli("chat", "hi", env={"STREAM_LOCAL_MODEL": str(tmp_path / "gone.gguf")})
+    assert done.returncode == 1
+    assert "gone.gguf" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_doctor_reports_each_tier() -> None:
+    done = run_cli("doctor", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = {row["part"]: row for row in json.loads(done.stdout.strip().splitlines()[-1])}
+    assert rows["local tier"]["healthy"] is True
+    assert rows["hpc tier"]["configured"] is False
+    assert "STREAM_HPC_ENDPOINT_ID" in rows["hpc tier"]["detail"]
+    assert rows["cloud tier"]["configured"] is False
+
+
+def test_doctor_fails_when_a_configured_tier_is_down() -> None:
+    done = run_cli(
+        "doctor",
+        "--json",
+        env={"STREAM_CLOUD_MODEL": "gpt-test", "STREAM_CLOUD_BASE_URL": "http://127.0.0.1:9/v1"},
+    )
+    assert done.returncode == 1
+    rows = {row["part"]: row for row in json.loads(done.stdout.strip().splitlines()[-1])}
+    assert rows["cloud tier"]["healthy"] is False
+    assert "unreachable" in rows["cloud tier"]["detail"]
+
+
+@pytest.mark.parametrize("bench", ["local", "overhead"])
+def test_benchmarks_end_with_a_json_line(bench: str) -> None:
+    done = run_cli("bench", bench, "--runs", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["bench"] == bench
+    assert result["runs"] == 2
