@@ -1,35 +1,79 @@
-"""Bridging blocking iterators (llama.cpp, sync clients) into asyncio without blocking the loop."""
+"""Bridges between blocking code and asyncio, on long-lived threads.
+
+- :func:`aiter_in_thread`: run a blocking iterator (llama.cpp generation, a sync client) on a
+  shared worker pool and consume it on the event loop without blocking the loop.
+- :func:`iterate_async`: consume an async iterator from synchronous code, running it on one
+  background event loop, so sync entry points reuse the async implementation.
+
+Threads are created once and reused: starting a thread per request costs milliseconds on a
+busy machine, more than the router's whole budget.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
 
 _ITEM, _ERROR, _DONE = 0, 1, 2
+# Generation holds a model's lock for its whole duration, so a few workers cover many models.
+_BLOCKING_WORKERS = 8
+
+_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _blocking_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_BLOCKING_WORKERS, thread_name_prefix="stream-blocking")
+        return _pool
+
+
+def background_loop() -> asyncio.AbstractEventLoop:
+    """The process-wide event loop that runs async work for synchronous callers."""
+    global _loop
+    with _lock:
+        if _loop is None or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            threading.Thread(target=run, name="stream-loop", daemon=True).start()
+            ready.wait()
+            _loop = loop
+        return _loop
 
 
 async def aiter_in_thread(make_iter: Callable[[threading.Event], Iterator[T]]) -> AsyncIterator[T]:
-    """Run ``make_iter(cancel)`` in a worker thread and yield its items on the event loop.
+    """Run ``make_iter(cancel)`` on the worker pool and yield its items on the event loop.
 
-    Items arrive as soon as the thread produces them. When the consumer stops early (break,
+    Items arrive as soon as the worker produces them. When the consumer stops early (break,
     exception, task cancellation) ``cancel`` is set so the producer can stop its work, and
-    the iterator is closed in its own thread.
+    the iterator is closed on the worker.
     """
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[int, object]] = asyncio.Queue()
+    items: asyncio.Queue[tuple[int, object]] = asyncio.Queue()
     cancel = threading.Event()
 
     def post(kind: int, value: object) -> None:
         try:
-            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+            loop.call_soon_threadsafe(items.put_nowait, (kind, value))
         except RuntimeError:  # the loop is closed: nobody is listening any more
             cancel.set()
 
-    def worker() -> None:
+    def work() -> None:
         iterator = make_iter(cancel)
         try:
             for item in iterator:
@@ -45,10 +89,10 @@ async def aiter_in_thread(make_iter: Callable[[threading.Event], Iterator[T]]) -
             if close is not None:
                 close()
 
-    threading.Thread(target=worker, name="stream-worker", daemon=True).start()
+    _blocking_pool().submit(work)
     try:
         while True:
-            kind, value = await queue.get()
+            kind, value = await items.get()
             if kind == _ITEM:
                 yield value  # type: ignore[misc]
             elif kind == _ERROR:
@@ -57,3 +101,38 @@ async def aiter_in_thread(make_iter: Callable[[threading.Event], Iterator[T]]) -
                 return
     finally:
         cancel.set()
+
+
+def iterate_async(make_aiter: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
+    """Consume ``make_aiter()`` from synchronous code; it runs on :func:`background_loop`.
+
+    Stopping early cancels the async iterator's task. The task runs in the loop thread's own
+    context, not the caller's.
+    """
+    items: queue.SimpleQueue[tuple[int, object]] = queue.SimpleQueue()
+
+    async def pump() -> None:
+        try:
+            async for item in make_aiter():
+                items.put((_ITEM, item))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            items.put((_ERROR, exc))
+        else:
+            items.put((_DONE, None))
+
+    future = asyncio.run_coroutine_threadsafe(pump(), background_loop())
+    try:
+        while True:
+            kind, value = items.get()
+            if kind == _ITEM:
+                yield value  # type: ignore[misc]
+            elif kind == _ERROR:
+                raise value  # type: ignore[misc]
+            else:
+                return
+    finally:
+        if not future.done():
+            future.cancel()
+

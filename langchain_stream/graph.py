@@ -17,26 +17,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, AnyMessage, BaseMessage, HumanMessage
 from langchain_core.messages.ai import add_ai_message_chunks
 from langchain_core.messages.utils import message_chunk_to_message
-from langchain_core.runnables import RunnableLambda
 from langchain_core.runnables.config import var_child_runnable_config
+
+# LangGraph's own node wrapper: a sync and an async body, no per-call signature inspection or
+# tracing run (RunnableLambda costs more per call than the router's whole node work).
+from langgraph._internal._runnable import RunnableCallable
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import get_runtime
-from typing_extensions import NotRequired
 
+from langchain_stream._threads import iterate_async
 from langchain_stream.config import TIERS, Tier, get_settings
 from langchain_stream.errors import MidStreamError, NoTierAvailableError
 from langchain_stream.judge import ComplexityJudge, resolve_judge
@@ -168,6 +170,7 @@ class _TierRun:
         self.chunks: list[AIMessageChunk] = []
         self.leading: list[AIMessageChunk] = []
         self.first_token_at: float | None = None
+        self.called_at = time.perf_counter()  # the tier is called right after this
 
     def on_chunk(self, chunk: AIMessageChunk) -> None:
         """Pass a chunk on; the first one with content carries the routing record."""
@@ -227,7 +230,9 @@ class _TierRun:
     def _with_record(self, chunk: AIMessageChunk, *, at_first: bool) -> AIMessageChunk:
         self.record.tier = self.tier
         self.record.model = _model_name(self.model)
-        self.record.ttft_ms = round(((self.first_token_at or 0) - self.started) * 1000.0, 3)
+        first = self.first_token_at or 0.0
+        self.record.ttft_ms = round((first - self.started) * 1000.0, 3)
+        self.record.tier_ttft_ms = round((first - self.called_at) * 1000.0, 3)
         self.record.tiers_tried.append(TierAttempt(tier=self.tier))
         metadata = {**chunk.response_metadata, "routing": self.record.first_chunk_metadata()}
         return chunk.model_copy(update={"response_metadata": metadata})
@@ -253,7 +258,7 @@ def _start(state: RouterState, tier: Tier) -> tuple[_TierRun, list[BaseMessage],
     return run, list(state["messages"]), context.call_kwargs
 
 
-def _tier_node(tier: Tier) -> RunnableLambda:
+def _tier_node(tier: Tier) -> RunnableCallable:
     """A node that streams the answer of ``tier``, falling back on an early failure."""
 
     def run(state: RouterState) -> dict[str, Any]:
@@ -274,7 +279,17 @@ def _tier_node(tier: Tier) -> RunnableLambda:
             return run_.on_error(exc)
         return run_.finish()
 
-    return RunnableLambda(run, afunc=arun, name=tier)
+    return RunnableCallable(run, arun, name=tier, trace=False)
+
+
+def _inline(node: Callable[[RouterState], dict[str, Any]]) -> RunnableCallable:
+    """A quick node that also runs inline under ``astream`` (LangGraph would otherwise hand a
+    plain function to a worker thread, a costly hop for microseconds of work)."""
+
+    async def arun(state: RouterState) -> dict[str, Any]:
+        return node(state)
+
+    return RunnableCallable(node, arun, name=node.__name__, trace=False)
 
 
 def _query_and_context(messages: Sequence[BaseMessage]) -> tuple[str, list[str]]:
@@ -290,9 +305,9 @@ def _query_and_context(messages: Sequence[BaseMessage]) -> tuple[str, list[str]]
 def build_router_graph() -> StateGraph:
     """The router graph, uncompiled (for embedding as a subgraph or adding a checkpointer)."""
     graph = StateGraph(RouterState, context_schema=RouterContext)
-    graph.add_node(COMPRESS, compress)
-    graph.add_node(JUDGE, judge)
-    graph.add_node(FALLBACK, fallback)
+    graph.add_node(COMPRESS, _inline(compress))
+    graph.add_node(JUDGE, _inline(judge))
+    graph.add_node(FALLBACK, _inline(fallback))
     for tier in TIERS:
         graph.add_node(tier, _tier_node(tier))
         graph.add_conditional_edges(tier, route_after_tier, {END: END, FALLBACK: FALLBACK})
@@ -316,47 +331,34 @@ def router_graph() -> CompiledStateGraph:
 # a context variable that LangGraph merges into the router's (callbacks and `configurable`
 # included): the caller would then see the tier's tokens a second time, and LangGraph would
 # treat the router as the caller's subgraph. The router therefore runs in a context where no
-# parent config is set; StreamChatModel reports its own tokens to the caller.
-
-
-def _detached_context() -> contextvars.Context:
-    context = contextvars.copy_context()
-    context.run(var_child_runnable_config.set, None)
-    return context
+# parent config is set; StreamChatModel reports its own tokens to the caller. Both entry points
+# run the graph asynchronously: its sync runner starts threads for every request.
 
 
 def isolated_stream(state: RouterState, context: RouterContext) -> Iterator[AIMessageChunk]:
-    """Run the router synchronously, detached from any caller, yielding its token chunks."""
-    detached = _detached_context()
-    chunks = detached.run(router_graph().stream, state, context=context, stream_mode="custom")
-    try:
-        while True:
-            try:
-                yield detached.run(next, chunks)
-            except StopIteration:
-                return
-    finally:
-        detached.run(chunks.close)
+    """Run the router for a synchronous caller: the async path, on the background loop.
+
+    The loop thread has a context of its own, so no caller config leaks in.
+    """
+    return iterate_async(lambda: _astream_router(state, context))
 
 
 async def isolated_astream(
     state: RouterState, context: RouterContext
 ) -> AsyncIterator[AIMessageChunk]:
-    """Run the router asynchronously, detached from any caller, yielding its token chunks."""
+    """Run the router for an async caller, detached from the caller's context."""
     queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
 
     async def pump() -> None:
         try:
-            async for chunk in router_graph().astream(
-                state, context=context, stream_mode="custom"
-            ):
+            async for chunk in _astream_router(state, context):
                 queue.put_nowait((False, chunk))
         except BaseException as exc:
             queue.put_nowait((True, exc))
             raise
         queue.put_nowait((True, None))
 
-    task = asyncio.create_task(pump(), context=_detached_context())
+    task = asyncio.create_task(pump())  # a task of its own: see _astream_router
     try:
         while True:
             done, value = await queue.get()
@@ -371,3 +373,13 @@ async def isolated_astream(
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+
+
+async def _astream_router(
+    state: RouterState, context: RouterContext
+) -> AsyncIterator[AIMessageChunk]:
+    # Always iterated by a task of its own (a copy of the caller's context), so forgetting the
+    # caller's config here leaves the caller's own context untouched.
+    var_child_runnable_config.set(None)
+    async for chunk in router_graph().astream(state, context=context, stream_mode="custom"):
+        yield chunk

@@ -57,6 +57,8 @@ class RoutingRecord(BaseModel):
     compression: CompressionReport = Field(default_factory=CompressionReport)
     ttft_ms: float | None = None
     """Time from the request entering the router to the first token."""
+    tier_ttft_ms: float | None = None
+    """The tier's own share of ``ttft_ms``: from calling the tier to its first token."""
     tiers_tried: list[TierAttempt] = Field(default_factory=list)
     usage: dict[str, int] | None = None
     duration_ms: float | None = None

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.prompts import ChatPromptTemplate
@@ -38,16 +37,10 @@ def unreachable_cloud() -> ChatOpenAI:
 
 class FailsMidStream(ChatLocal):
     """The real local tier, cut off after three chunks (a fault no real tier can be made to
-    produce on demand)."""
+    produce on demand). It wraps the one generation path behind sync and async streaming."""
 
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        for index, chunk in enumerate(super()._stream(messages, stop, run_manager, **kwargs)):
+    def _iter_chunks(self, *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        for index, chunk in enumerate(super()._iter_chunks(*args, **kwargs)):
             if index == 3:
                 raise ConnectionError("tier connection lost")
             yield chunk
