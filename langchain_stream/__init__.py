@@ -31,7 +31,22 @@ _EXPORTS: dict[str, str] = {
     "router_graph": "langchain_stream.graph",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ChatLocal",
+    "Complexity",
+    "ComplexityJudge",
+    "Judgment",
+    "KeywordJudge",
+    "RouterContext",
+    "RouterState",
+    "RoutingRecord",
+    "Settings",
+    "StreamChatModel",
+    "StreamError",
+    "build_router_graph",
+    "get_settings",
+    "router_graph",
+]
 
 if TYPE_CHECKING:
     from langchain_stream.chat_model import StreamChatModel

@@ -2,32 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.chat_models import agenerate_from_stream, generate_from_stream
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable
-from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_openai_tool
+from langchain_core.runnables import RunnableConfig, ensure_config
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from langchain_stream.config import TIERS, Tier, get_settings
 from langchain_stream.errors import InvalidRequestError
 from langchain_stream.graph import RouterContext, isolated_astream, isolated_stream
 from langchain_stream.judge import ComplexityJudge, resolve_judge
-from langchain_stream.structured import with_structured_output_via
-
+from langchain_stream.judge.shares import RoutingShares
+from langchain_stream.policies.decide import RoutingRequest
+from langchain_stream.policies.engine import PolicyEngine
+from langchain_stream.structured import OpenAIToolsPassthrough
 
 
 def _default_pin() -> Tier | None:
     return get_settings().tier
 
 
-class StreamChatModel(BaseChatModel):
+class StreamChatModel(OpenAIToolsPassthrough):
     """A chat model that routes each request to the local, HPC or cloud tier and streams it back.
 
     With no arguments it answers on the local tier with the embedded model; the HPC and cloud
@@ -63,8 +63,13 @@ class StreamChatModel(BaseChatModel):
     """Maximum answer tokens passed to the tier; ``None`` keeps the tier's own."""
     stop: list[str] | None = None
     """Stop sequences passed to the tier."""
+    privacy: Literal["standard", "institutional"] | None = None
+    """``institutional`` never uses the cloud; ``None`` keeps the settings' mode."""
+    user: str | None = None
+    """Whose cloud budget requests draw on (a per-call ``user`` overrides it)."""
 
     _tiers: dict[Tier, BaseChatModel] | None = PrivateAttr(default=None)
+    _policies: PolicyEngine | None = PrivateAttr(default=None)
 
     @property
     def _llm_type(self) -> str:
@@ -100,48 +105,55 @@ class StreamChatModel(BaseChatModel):
             self._tiers = {t: configured[t] for t in ("local", "hpc", "cloud") if t in configured}
         return self._tiers
 
+    def policy_engine(self) -> PolicyEngine:
+        """This model's policies (breakers, ledger, audit), built once from the settings."""
+        if self._policies is None:
+            self._policies = PolicyEngine(get_settings())
+        return self._policies
+
+    def reset_conversation(self, conversation_id: str) -> None:
+        """Forget a conversation's floor tier and privacy pin (stickiness restarts)."""
+        store = self.policy_engine().store
+        if store is not None:
+            store.reset_conversation(conversation_id)
+
+    def routing_shares(self) -> RoutingShares:
+        """Share of each class and tier over this model's recent requests (the last
+        ``judge_share_window``), and its drift from the calibration target ``judge_target``."""
+        return self.policy_engine().shares.snapshot()
+
     def complexity_judge(self) -> ComplexityJudge:
         """The judge that routes this model's requests."""
         if self.judge is None:
             return resolve_judge(get_settings().judge)
         return resolve_judge(self.judge) if isinstance(self.judge, str) else self.judge
 
-    # --- tools and structured output ---------------------------------------------------------
+    # --- conversations -----------------------------------------------------------------------
+    #
+    # A LangGraph thread is a conversation. langchain-core does not hand the caller's
+    # `configurable` to `_stream`, so the public entry points read the thread id here (from the
+    # given config, or the enclosing graph's) and pass it on as `conversation_id`.
 
-    def bind_tools(
-        self,
-        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
-        *,
-        tool_choice: str | dict[str, Any] | bool | None = None,
-        **kwargs: Any,
-    ) -> Runnable[LanguageModelInput, AIMessage]:
-        """Bind tools for whichever tier answers (OpenAI format, passed through to the tier).
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return super().invoke(input, config, **_with_thread(config, kwargs))
 
-        ``tool_choice``: "auto" (default), "any"/"required", "none", or a tool's name.
-        """
-        formatted = [convert_to_openai_tool(t) for t in tools]
-        choice = _openai_tool_choice(tool_choice, formatted)
-        if choice is not None:
-            kwargs["tool_choice"] = choice
-        return super().bind(tools=formatted, **kwargs)
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return await super().ainvoke(input, config, **_with_thread(config, kwargs))
 
-    def with_structured_output(
-        self,
-        schema: dict[str, Any] | type,
-        *,
-        method: Literal["function_calling", "json_schema", "json_mode"] = "function_calling",
-        include_raw: bool = False,
-        **kwargs: Any,
-    ) -> Runnable[LanguageModelInput, Any]:
-        """Structured answers from whichever tier answers (see ``ChatLocal``)."""
-        return with_structured_output_via(
-            self, schema, method=method, include_raw=include_raw, **kwargs
-        )
+    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return super().stream(input, config, **_with_thread(config, kwargs))
+
+    def astream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return super().astream(input, config, **_with_thread(config, kwargs))
 
     # --- generation --------------------------------------------------------------------------
 
     def _router_input(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        run_metadata: dict[str, Any],
     ) -> tuple[dict[str, Any], RouterContext]:
         if not messages:
             raise InvalidRequestError("the message list is empty: nothing to answer")
@@ -157,8 +169,20 @@ class StreamChatModel(BaseChatModel):
         call_kwargs.update(kwargs)
         call_kwargs.pop("ls_structured_output_format", None)
         pin = _pin_from_model_name(call_kwargs.pop("model", None)) or self.tier
+        request = RoutingRequest(
+            user=str(call_kwargs.pop("user", None) or self.user or "default"),
+            # LangGraph puts a thread's id in the metadata of runs inside its graphs.
+            conversation_id=call_kwargs.pop("conversation_id", None)
+            or run_metadata.get("thread_id"),
+            privacy=call_kwargs.pop("privacy", None) or self.privacy or get_settings().privacy,
+            reset_conversation=bool(call_kwargs.pop("reset_conversation", False)),
+        )
         context = RouterContext(
-            tiers=self.tier_models(), judge=self.complexity_judge(), call_kwargs=call_kwargs
+            tiers=self.tier_models(),
+            judge=self.complexity_judge(),
+            call_kwargs=call_kwargs,
+            policies=self.policy_engine(),
+            request=request,
         )
         return {"messages": messages, "tier": pin}, context
 
@@ -169,7 +193,8 @@ class StreamChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        state, context = self._router_input(messages, stop, kwargs)
+        metadata = run_manager.metadata if run_manager else {}
+        state, context = self._router_input(messages, stop, kwargs, metadata)
         for chunk in isolated_stream(state, context):
             generation = ChatGenerationChunk(message=_as_chunk(chunk))
             if run_manager:
@@ -183,7 +208,8 @@ class StreamChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        state, context = self._router_input(messages, stop, kwargs)
+        metadata = run_manager.metadata if run_manager else {}
+        state, context = self._router_input(messages, stop, kwargs, metadata)
         async for chunk in isolated_astream(state, context):
             generation = ChatGenerationChunk(message=_as_chunk(chunk))
             if run_manager:
@@ -209,6 +235,13 @@ class StreamChatModel(BaseChatModel):
         return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
 
 
+def _with_thread(config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    if "conversation_id" in kwargs:
+        return kwargs
+    thread = ensure_config(config).get("configurable", {}).get("thread_id")
+    return {**kwargs, "conversation_id": str(thread)} if thread is not None else kwargs
+
+
 def _as_chunk(item: Any) -> AIMessageChunk:
     if not isinstance(item, AIMessageChunk):
         raise TypeError(f"the router streamed {type(item).__name__}, not AIMessageChunk")
@@ -225,21 +258,3 @@ def _pin_from_model_name(name: str | None) -> Tier | None:
             f"unknown model {name!r}: use stream-auto, stream-local, stream-hpc or stream-cloud"
         )
     return tier  # type: ignore[return-value]
-
-
-def _openai_tool_choice(
-    tool_choice: str | dict[str, Any] | bool | None, tools: list[dict[str, Any]]
-) -> str | dict[str, Any] | None:
-    """LangChain's tool_choice spellings → the OpenAI form every tier accepts."""
-    if tool_choice is None or isinstance(tool_choice, dict):
-        return tool_choice
-    if tool_choice is True or tool_choice == "any":
-        return "required"
-    if tool_choice is False:
-        return "none"
-    if tool_choice in ("auto", "none", "required"):
-        return tool_choice
-    names = [t["function"]["name"] for t in tools]
-    if tool_choice not in names:
-        raise InvalidRequestError(f"tool_choice names {tool_choice!r}, not among the tools {names}")
-    return {"type": "function", "function": {"name": tool_choice}}

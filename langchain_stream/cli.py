@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -125,6 +126,133 @@ def doctor(
 
 
 @app.command()
+def judge(
+    query: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="A query to judge; `train` to rebuild the trained judge; or `calibrate FILE` "
+            "to fit the judge's offsets to --target on the queries of FILE (JSON Lines)."
+        ),
+    ] = None,
+    eval_file: Annotated[
+        Path | None, typer.Option("--eval", help="Evaluate on a JSON Lines file of the rubric.")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--judge", help="Judge to use.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed (random baseline, training).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
+    target: Annotated[
+        str, typer.Option(help="calibrate: shares of LOW,MEDIUM,HIGH, in percent.")
+    ] = "60,25,15",
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="calibrate: TOML file to save to (default: $STREAM_CONFIG or ./stream.toml)."
+        ),
+    ] = None,
+) -> None:
+    """Judge a query, evaluate a judge on a labeled file, `train` or `calibrate FILE`."""
+    from langchain_stream.judge import resolve_judge
+
+    words = query or []
+    try:
+        if words == ["train"]:
+            from langchain_stream.judge.train import train
+
+            with console.status("Training the judge on data/complexity…"):
+                result = train(seed=seed)
+            sys.stdout.write(json.dumps(result, default=str) + "\n")
+            return
+        if len(words) == 2 and words[0] == "calibrate":
+            from langchain_stream.judge.calibrate import calibrate_file
+
+            with console.status(f"Judging the queries of {words[1]}…"):
+                fitted = calibrate_file(
+                    Path(words[1]), judge=name, target=target, config_path=config
+                )
+            if not as_json:
+                console.print(fitted.format())
+            sys.stdout.write(json.dumps(fitted.to_dict()) + "\n")
+            return
+        chosen = resolve_judge(name or get_settings().judge)
+        if eval_file is not None:
+            from langchain_stream.judge.evaluate import (
+                evaluate_with_baselines,
+                format_comparison,
+                load_jsonl,
+            )
+
+            report = evaluate_with_baselines(chosen, load_jsonl(eval_file), seed=seed)
+            if not as_json:
+                Console().print(format_comparison(report))
+            sys.stdout.write(report.to_json() + "\n")
+            return
+        if not words:
+            raise ValueError("give a query, --eval FILE, or `train`")
+        judgment = chosen.judge(" ".join(words))
+    except (StreamError, ValueError, OSError, ImportError) as exc:
+        raise _fail(exc) from exc
+    result = {
+        "complexity": judgment.complexity.value,
+        "scores": {k.value: round(v, 4) for k, v in judgment.scores.items()},
+        "latency_ms": round(judgment.latency_ms, 3),
+        "judge": judgment.judge,
+    }
+    if not as_json:
+        console.print(
+            f"[bold]{result['complexity']}[/] {result['scores']} "
+            f"in {result['latency_ms']} ms ({result['judge']})"
+        )
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+@app.command()
+def costs(
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
+) -> None:
+    """Spend by tier and day from the ledger, and the savings against an all-cloud policy."""
+    from langchain_stream.policies.engine import PolicyEngine
+
+    try:
+        store = PolicyEngine(get_settings()).store
+    except StreamError as exc:
+        raise _fail(exc) from exc
+    if store is None:
+        raise _fail(ValueError("the ledger is disabled (STREAM_DATABASE_URL=none)"))
+    rows = store.spend_by_day_and_tier()
+    total = sum(r["cost_usd"] or 0.0 for r in rows)
+    all_cloud = sum(
+        (r["cost_usd"] or 0.0) if r["tier"] == "cloud" else (r["cloud_equivalent_usd"] or 0.0)
+        for r in rows
+    )
+    report = {
+        "by_day_and_tier": rows,
+        "total_cost_usd": round(total, 6),
+        "all_cloud_cost_usd": round(all_cloud, 6),
+        "savings_usd": round(all_cloud - total, 6),
+        "cloud_model": get_settings().cloud_model,
+    }
+    if not as_json:
+        table = Table(title="spend by day and tier", title_justify="left")
+        for column in ("day", "tier", "requests", "tokens", "cost $", "cloud-equivalent $"):
+            table.add_column(column)
+        for r in rows:
+            table.add_row(
+                r["day"],
+                r["tier"],
+                str(r["requests"]),
+                str(r["tokens"]),
+                f"{r['cost_usd'] or 0:.6f}",
+                f"{r['cloud_equivalent_usd'] or 0:.6f}",
+            )
+        Console().print(table)
+        console.print(
+            f"total ${total:.6f}; all on {report['cloud_model'] or 'the cloud'}: "
+            f"${all_cloud:.6f}; saved ${all_cloud - total:.6f}"
+        )
+    sys.stdout.write(json.dumps(report) + "\n")
+
+
+@app.command()
 def relay(
     host: Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 serves others).")] = (
         "127.0.0.1"
@@ -154,6 +282,28 @@ def relay(
         raise _fail(exc) from exc
 
 
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind (default STREAM_SERVER_HOST, 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default STREAM_SERVER_PORT).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (default STREAM_SERVER_WORKERS).")
+    ] = None,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")
+    ] = True,
+) -> None:
+    """Serve the router as an OpenAI-compatible API (keys: STREAM_API_KEYS / _FILE)."""
+    from langchain_stream.server.serve import run_server
+
+    try:
+        run_server(get_settings(), host=host, port=port, workers=workers, access_log=access_log)
+    except StreamError as exc:
+        raise _fail(exc) from exc
+
+
 @bench_app.command("local")
 def bench_local(
     runs: Annotated[int, typer.Option(help="Measured requests per contender.")] = 8,
@@ -175,6 +325,94 @@ def bench_overhead(
     from langchain_stream.bench.overhead import run_overhead_bench
 
     _report(run_overhead_bench(runs=runs, progress=not as_json), as_json)
+
+
+@bench_app.command("relay")
+def bench_relay(
+    streams: Annotated[int, typer.Option(help="Streams in the paced phase.")] = 50,
+    rate: Annotated[float, typer.Option(help="Tokens per second of each paced stream.")] = 20.0,
+    tokens: Annotated[int, typer.Option(help="Tokens per paced stream.")] = 60,
+    saturation_streams: Annotated[int, typer.Option(help="Streams in the saturation phase.")] = 50,
+    saturation_tokens: Annotated[
+        int, typer.Option(help="Tokens per stream in the saturation phase.")
+    ] = 400,
+    generators: Annotated[int, typer.Option(help="Load-generator processes.")] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
+) -> None:
+    """The relay against streamrelay: hop latency, loss, order, and relay CPU per token."""
+    from langchain_stream.bench.relay import run_relay_bench
+
+    result = run_relay_bench(
+        streams=streams,
+        rate=rate,
+        tokens=tokens,
+        saturation_streams=saturation_streams,
+        saturation_tokens=saturation_tokens,
+        generators=generators,
+        progress=not as_json,
+    )
+    _report(result, as_json)
+
+
+@bench_app.command("hpc")
+def bench_hpc(
+    runs: Annotated[int, typer.Option(help="Measured requests per mode.")] = 6,
+    max_tokens: Annotated[int, typer.Option(help="Tokens per answer.")] = 256,
+    as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
+) -> None:
+    """HPC tier TTFT through the relay vs batch mode, on a local endpoint."""
+    from langchain_stream.bench.hpc import run_hpc_bench
+
+    _report(run_hpc_bench(runs=runs, max_tokens=max_tokens, progress=not as_json), as_json)
+
+
+@bench_app.command("compression")
+def bench_compression(
+    conversations: Annotated[int, typer.Option(help="40-turn conversations to run.")] = 2,
+    turns: Annotated[int, typer.Option(help="Turns per conversation.")] = 40,
+    n_ctx: Annotated[int, typer.Option(help="The local model's window, in tokens.")] = 2048,
+    as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
+) -> None:
+    """Long conversations: do simple probes stay local, and do early facts survive?"""
+    from langchain_stream.bench.compression import run_compression_bench
+
+    result = run_compression_bench(
+        conversations=conversations, turns=turns, n_ctx=n_ctx, progress=not as_json
+    )
+    _report(result, as_json)
+
+
+@bench_app.command("serve")
+def bench_serve(
+    runs: Annotated[int, typer.Option(help="Measured TTFT requests per gateway.")] = 40,
+    requests: Annotated[
+        int, typer.Option(help="Requests per gateway and concurrency level for requests/s.")
+    ] = 64,
+    concurrency: Annotated[
+        str, typer.Option(help="Concurrent clients, comma-separated.")
+    ] = "1,16,64",
+    max_tokens: Annotated[int, typer.Option(help="Tokens per answer.")] = 32,
+    peers: Annotated[
+        bool, typer.Option("--peers/--no-peers", help="Also measure hpc-as-api and LiteLLM.")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
+) -> None:
+    """Gateway overhead: `stream serve` vs hpc-as-api vs LiteLLM, same loopback backend."""
+    from langchain_stream.bench.serve import run_serve_bench
+
+    levels = [int(c) for c in concurrency.split(",") if c.strip()]
+    try:
+        result = run_serve_bench(
+            runs=runs,
+            requests=requests,
+            concurrency=levels,
+            max_tokens=max_tokens,
+            peers=peers,
+            progress=not as_json,
+        )
+    except StreamError as exc:
+        raise _fail(exc) from exc
+    _report(result, as_json)
 
 
 def _report(result: dict[str, Any], as_json: bool) -> None:

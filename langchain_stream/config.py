@@ -49,6 +49,16 @@ def config_file_path() -> Path | None:
     return next((p for p in _DEFAULT_CONFIG_PATHS if p.is_file()), None)
 
 
+def writable_config_path() -> Path:
+    """The TOML file commands such as ``stream judge calibrate`` write settings to:
+    ``$STREAM_CONFIG`` when set (created if missing), else the file settings are read from,
+    else ``./stream.toml``."""
+    explicit = os.environ.get(CONFIG_ENV_VAR)
+    if explicit:
+        return Path(explicit).expanduser()
+    return config_file_path() or _DEFAULT_CONFIG_PATHS[0]
+
+
 class Settings(BaseSettings):
     """Tiers, models, judge, relay and cloud settings (env: ``STREAM_<FIELD>``)."""
 
@@ -69,12 +79,43 @@ class Settings(BaseSettings):
     """Maximum tokens per answer unless a call overrides it."""
 
     # --- routing ----------------------------------------------------------------------------
-    judge: str = "keyword"
-    """Which complexity judge routes queries: ``keyword`` (or a ``module:attribute`` path)."""
+    judge: str = "trained"
+    """The complexity judge: ``trained`` (default), ``keyword``, ``llm``, or a
+    ``module:attribute`` path."""
+    judge_model: str | None = None
+    """GGUF file of the ``llm`` judge; unset means the local tier's model (shared with it)."""
+    judge_offsets: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Per judge, offsets added to the log-scores of each class (``{"trained": {"LOW": 0.0,
+    "MEDIUM": 0.3, "HIGH": -0.4}}``), written by ``stream judge calibrate``."""
+    judge_target: dict[str, float] = Field(default_factory=dict)
+    """Share of traffic each class should get (``{"LOW": 0.6, "MEDIUM": 0.25, "HIGH": 0.15}``),
+    written by ``stream judge calibrate``; the routing shares report drift from it."""
+    judge_share_window: int = Field(default=1000, ge=1)
+    """Recent routed requests over which the routing shares are reported."""
     tier: Tier | None = None
     """Pin every request to one tier, skipping the judge."""
     first_token_timeout_s: float = Field(default=60.0, gt=0)
     """How long a tier may take to produce its first token before the router falls back."""
+
+    # --- context: fitting long conversations to a tier's window (DESIGN §5) -------------------
+    context_verbatim_turns: int = Field(default=2, ge=1)
+    """Most recent user turns kept verbatim when older ones are summarized (while they fit)."""
+    context_low_water: float = Field(default=0.5, gt=0.0, le=1.0)
+    """When turns must be summarized, fold enough that the prompt fills at most this share of
+    the tier's budget, so the next turns fit without summarizing again."""
+    context_answer_tokens: int = Field(default=512, ge=1)
+    """Tokens kept free for the answer in a window shared with the prompt, when neither the
+    call nor the tier model sets ``max_tokens``."""
+    context_summary_max_tokens: int = Field(default=512, ge=16)
+    """Bound of a conversation's summary in the local model's tokens (and at most a third of
+    the budget); past it the summary is re-summarized, then its oldest notes trimmed."""
+    context_note_tokens: int = Field(default=40, ge=8)
+    """Most tokens the local model writes to summarize one turn."""
+    hpc_context_tokens: int | None = Field(default=None, ge=256)
+    """Context window of the HPC model; unset means what the model reports, else
+    ``local_n_ctx`` for llama.cpp workers, else 8192."""
+    cloud_context_tokens: int | None = Field(default=None, ge=256)
+    """Context window of the cloud model; unset means its LangChain model profile, else 32768."""
 
     # --- HPC tier ---------------------------------------------------------------------------
     hpc_endpoint_id: str | None = None
@@ -83,6 +124,23 @@ class Settings(BaseSettings):
     """WebSocket relay URLs (comma-separated in the environment)."""
     relay_secret: SecretStr | None = None
     """Secret that signs and verifies channel tokens (``stream relay`` and its clients)."""
+    hpc_model: str | None = None
+    """Model of the HPC backend: the served model name at ``hpc_backend_url``, or a GGUF path
+    on the compute node for llama.cpp; unset means the endpoint's default model."""
+    hpc_backend_url: str | None = None
+    """OpenAI-compatible server on the compute node (e.g. vLLM), as the node sees it, such as
+    ``http://127.0.0.1:8000/v1``; unset means llama.cpp in the worker process."""
+    hpc_backend_api_key: SecretStr | None = None
+    """API key of that server (vLLM's ``--api-key``), sent to the worker on the control plane."""
+    hpc_mode: Literal["relay", "batch"] = "relay"
+    """``relay`` streams tokens through the relay; ``batch`` returns the whole answer through
+    the task result (the baseline, and the fallback when no relay is reachable)."""
+    hpc_function_id: str | None = None
+    """Id of the worker function registered with Globus Compute, for endpoints that run only
+    allowed functions; unset submits the function itself."""
+    hpc_local_workers: int = Field(default=1, ge=1)
+    """Processes of the local endpoint (``STREAM_HPC_ENDPOINT_ID=local``); each loads one
+    model copy."""
 
     # --- cloud tier -------------------------------------------------------------------------
     cloud_model: str | None = None
@@ -92,9 +150,62 @@ class Settings(BaseSettings):
     cloud_api_key: SecretStr | None = None
     """API key of the cloud provider."""
 
+    # --- policies ---------------------------------------------------------------------------
+    privacy: Literal["standard", "institutional"] = "standard"
+    """``institutional`` never sends a request to the cloud tier."""
+    sensitive_patterns: dict[str, str] = Field(default_factory=dict)
+    """Extra sensitive-data patterns, kind → regular expression (TOML table or JSON)."""
+    pin_sensitive_conversations: bool = True
+    """Once sensitive data appears in a conversation, keep the rest of it off the cloud."""
+    budget_daily_usd: float | None = Field(default=None, ge=0)
+    """Cloud spend cap per user per UTC day; when reached, HIGH queries go to HPC."""
+    budget_monthly_usd: float | None = Field(default=None, ge=0)
+    """Cloud spend cap per user per UTC month."""
+    cloud_prices: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Prices per model: ``{"model": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}}``."""
+    database_url: str | None = None
+    """Ledger, audit log and conversation state (SQLAlchemy URL); unset means a SQLite file
+    in ``~/.local/share/langchain-stream/``, ``none`` disables them."""
+    breaker_failures: int = Field(default=3, ge=1)
+    """Consecutive failures that open a tier's circuit breaker."""
+    breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    """How long an open breaker keeps its tier out of routing."""
+    health_cache_s: float = Field(default=30.0, gt=0)
+    """How long a tier's readiness check result is reused."""
+
+    # --- serving (``stream serve``) -----------------------------------------------------------
+    server_host: str = "127.0.0.1"
+    """Interface ``stream serve`` binds; a non-loopback host requires API keys."""
+    server_port: int = Field(default=8080, ge=1, le=65535)
+    """TCP port of ``stream serve``."""
+    server_workers: int = Field(default=1, ge=1)
+    """Server processes (uvicorn workers); they share the database, not the rate limits."""
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """API keys the server accepts (comma-separated in the environment); only their SHA-256
+    hashes are kept in memory."""
+    api_keys_file: Path | None = None
+    """File of API keys, one a line: ``sha256:<hex>`` (or the key itself), optionally followed
+    by ``name=NAME`` and ``rpm=N``."""
+    rate_limit_rpm: int = Field(default=120, ge=0)
+    """Requests per minute allowed per API key; 0 turns rate limiting off."""
+    rate_limit_storage: str = "memory://"
+    """Where rate-limit counters live (a ``limits`` storage URI): ``memory://`` is per
+    process; ``redis://host:6379`` shares them between workers and hosts."""
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Largest request body the server reads, in bytes; larger ones get HTTP 413."""
+    max_messages: int = Field(default=256, ge=1)
+    """Most messages one chat request may carry."""
+
     @field_validator("relay_urls", mode="before")
     @classmethod
     def _split_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value

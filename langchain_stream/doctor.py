@@ -28,6 +28,7 @@ def check_all(settings: Settings) -> list[HealthRow]:
     """Check the judge and every tier; never raises for an unhealthy part."""
     return [
         check_judge(settings),
+        check_routing_shares(settings),
         check_local(settings),
         check_hpc(settings),
         check_cloud(settings),
@@ -52,6 +53,30 @@ def check_judge(settings: Settings) -> HealthRow:
     return _guarded("judge", run)
 
 
+def check_routing_shares(settings: Settings) -> HealthRow:
+    """Share of each class over the last ``judge_share_window`` requests of the audit log,
+    beside the calibration target: drift shows here. Informational, never unhealthy."""
+    from langchain_stream.judge.shares import ShareWindow
+    from langchain_stream.policies.engine import PolicyEngine
+
+    store = PolicyEngine(settings).store
+    if store is None:
+        return HealthRow(
+            part="routing shares",
+            configured=False,
+            healthy=False,
+            detail="no audit log (STREAM_DATABASE_URL=none)",
+        )
+
+    def run() -> str:
+        window = ShareWindow(settings.judge_share_window, target=settings.judge_target)
+        for entry in store.audit_entries(limit=settings.judge_share_window):
+            window.add(entry["complexity"], entry["tier"])
+        return window.snapshot().summary()
+
+    return _guarded("routing shares", run)
+
+
 def check_local(settings: Settings) -> HealthRow:
     """The local GGUF file exists, loads, and generates."""
     from langchain_stream.tiers.local import ChatLocal
@@ -68,26 +93,88 @@ def check_local(settings: Settings) -> HealthRow:
 
 
 def check_hpc(settings: Settings) -> HealthRow:
-    """The HPC tier's endpoint id is set and its relays answer their health check."""
+    """The HPC tier: its relays answer their health check and its endpoint is up.
+
+    With ``STREAM_HPC_ENDPOINT_ID=local`` the local endpoint is started and answers a
+    one-word request through its relay. For a Globus Compute endpoint, the endpoint's status
+    is asked of Globus only when the SDK is already logged in (a check never prompts).
+    """
     if not settings.hpc_endpoint_id:
         return HealthRow(
             part="hpc tier",
             configured=False,
             healthy=False,
-            detail="not configured: set STREAM_HPC_ENDPOINT_ID and STREAM_RELAY_URLS",
+            detail="not configured: set STREAM_HPC_ENDPOINT_ID (`local` runs it on this "
+            "machine) and STREAM_RELAY_URLS",
         )
 
     def run() -> str:
-        if not settings.relay_urls:
-            raise ValueError("STREAM_RELAY_URLS is empty: the HPC tier needs at least one relay")
-        for url in settings.relay_urls:
-            health = url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
-            _http_ok(health.rstrip("/") + "/healthz")
-        return (
-            f"endpoint {settings.hpc_endpoint_id}; relays healthy: {', '.join(settings.relay_urls)}"
-        )
+        parts = []
+        if settings.relay_urls:
+            if settings.relay_secret is None:
+                raise ValueError("STREAM_RELAY_URLS is set but STREAM_RELAY_SECRET is not")
+            for url in settings.relay_urls:
+                health = url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
+                _http_ok(health.rstrip("/") + "/healthz")
+            parts.append(f"relays healthy: {', '.join(settings.relay_urls)}")
+        elif settings.hpc_endpoint_id != "local":
+            parts.append("no relay configured: answers come in batch mode (STREAM_RELAY_URLS)")
+        if settings.hpc_endpoint_id == "local":
+            parts.append(_probe_local_endpoint(settings))
+        else:
+            parts.append(_globus_endpoint_status(settings.hpc_endpoint_id))
+        return "; ".join(parts)
 
     return _guarded("hpc tier", run)
+
+
+def _probe_local_endpoint(settings: Settings) -> str:
+    from langchain_stream.hpc.chat_model import ChatHPC
+    from langchain_stream.hpc.local_endpoint import LocalEndpoint
+
+    model = ChatHPC.from_settings(settings, max_tokens=4)
+    started = time.perf_counter()
+    endpoint = model.get_executor()
+    if isinstance(endpoint, LocalEndpoint):
+        endpoint.start()  # the workers load their model
+    start_s = time.perf_counter() - started
+    started = time.perf_counter()
+    ttft_ms: float | None = None
+    last = None
+    for chunk in model.stream("Hi"):
+        if ttft_ms is None and chunk.content:
+            ttft_ms = (time.perf_counter() - started) * 1000.0
+        last = chunk
+    hpc = last.response_metadata.get("hpc", {}) if last is not None else {}
+    where = hpc.get("relay_url") or hpc.get("mode", "?")
+    return (
+        f"local endpoint: {settings.hpc_local_workers} worker(s) up in {start_s:.1f} s, "
+        f"first token in {ttft_ms or 0:.0f} ms through {where}"
+    )
+
+
+def _globus_endpoint_status(endpoint_id: str) -> str:
+    try:
+        from globus_compute_sdk import Client
+        from globus_compute_sdk.sdk.auth.globus_app import get_globus_app
+    except ImportError as exc:
+        raise ValueError(
+            "globus-compute-sdk is missing: pip install 'langchain-stream[hpc]'"
+        ) from exc
+    app = get_globus_app()
+    if app.login_required():
+        return (
+            f"endpoint {endpoint_id}: status unknown, not logged in to Globus (the first request "
+            "asks you to log in; or set GLOBUS_COMPUTE_CLIENT_ID and GLOBUS_COMPUTE_CLIENT_SECRET)"
+        )
+    try:
+        status = Client(app=app, do_version_check=False).get_endpoint_status(endpoint_id)
+    except Exception as exc:  # the SDK's own errors: report them, never crash the check
+        raise OSError(f"could not get the status of endpoint {endpoint_id}: {exc}") from exc
+    state = status.get("status", "unknown")
+    if state != "online":
+        raise OSError(f"endpoint {endpoint_id} is {state}")
+    return f"endpoint {endpoint_id}: online"
 
 
 def check_cloud(settings: Settings) -> HealthRow:

@@ -12,6 +12,7 @@ langchain-core's error types where one fits, so LangChain code that catches thos
     ├── InvalidRequestError           empty message list, unsupported content   (+ ValueError)
     ├── TierError                     a tier could not answer        (.tier, .is_retryable)
     │   ├── TierUnavailableError      down, cold, unreachable, over its window
+    │   │   └── ContextOverflowError  even the compressed history does not fit (.tokens, .budget)
     │   ├── FirstTokenTimeoutError    no token within the first-token timeout   (.timeout_s)
     │   └── MidStreamError            failed after tokens reached the caller    (.partial_text)
     ├── NoTierAvailableError          every candidate tier failed or is forbidden (.attempts)
@@ -67,6 +68,19 @@ class TierError(StreamError):
 
 class TierUnavailableError(TierError):
     """The tier is down, cold, unreachable, or the request does not fit its window."""
+
+
+class ContextOverflowError(TierUnavailableError):
+    """Even the compressed history does not fit the tier's window, so the tier is skipped.
+
+    Raised before the tier is called (DESIGN §5): the router falls back to the next tier as
+    it would for a tier that is down, and ``tiers_tried`` says why.
+    """
+
+    def __init__(self, message: str, *, tier: str, tokens: int, budget: int) -> None:
+        super().__init__(message, tier=tier)
+        self.tokens = tokens
+        self.budget = budget
 
 
 class FirstTokenTimeoutError(TierError):
@@ -149,6 +163,7 @@ class ChannelClosedError(RelayError):
 __all__ = [
     "ChannelClosedError",
     "ConfigurationError",
+    "ContextOverflowError",
     "FirstTokenTimeoutError",
     "InvalidRequestError",
     "MidStreamError",

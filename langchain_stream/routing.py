@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from langchain_stream.config import Tier
 from langchain_stream.judge.base import Complexity
 
-Reason = Literal["judge", "pin", "privacy", "budget", "fallback"]
+Reason = Literal["judge", "pin", "privacy", "budget", "sticky", "health", "fallback"]
 
 # Tier order tried for each class when the preferred tier cannot serve (DESIGN §1, health).
 TIER_ORDER: dict[Complexity, tuple[Tier, ...]] = {
@@ -25,7 +25,16 @@ TIER_ORDER: dict[Complexity, tuple[Tier, ...]] = {
 }
 
 # Keys that only the end of a stream can fill in.
-FINAL_KEYS = frozenset({"usage", "duration_ms", "tokens_per_s", "cost_usd"})
+FINAL_KEYS = frozenset(
+    {
+        "usage",
+        "usage_estimated",
+        "duration_ms",
+        "tokens_per_s",
+        "cost_usd",
+        "cloud_equivalent_usd",
+    }
+)
 
 
 class TierAttempt(BaseModel):
@@ -37,11 +46,35 @@ class TierAttempt(BaseModel):
 
 
 class CompressionReport(BaseModel):
-    """What fitting the history to the routed tier's window did."""
+    """What fitting the history to the routed tier's window did (DESIGN §5)."""
 
     applied: bool = False
+    """Whether older turns were replaced by the conversation's summary."""
     tokens_before: int | None = None
+    """The whole history's prompt tokens; unset when it clearly fit without counting."""
     tokens_after: int | None = None
+    """The prompt tokens sent to the tier."""
+    budget: int | None = None
+    """Prompt tokens the tier accepts: its window less the room kept for the answer."""
+    counter: Literal["tokenizer", "estimate"] | None = None
+    """Whether tokens were counted by the tier's own tokenizer or conservatively estimated."""
+    summary: Literal["created", "extended", "reused"] | None = None
+    """What happened to the conversation's summary: made now, extended with the turns that
+    newly left the verbatim part, or reused as it was."""
+    summary_turns: int | None = None
+    """User turns folded into the summary."""
+    summary_tokens: int | None = None
+    """Size of the summary, in the local model's tokens."""
+    summary_age_turns: int | None = None
+    """User turns since the summary was last extended."""
+    summary_age_s: float | None = None
+    """Seconds since the summary was last extended."""
+    compactions: int | None = None
+    """How many times the summary was re-summarized to stay within its bound."""
+    verbatim_messages: int | None = None
+    """Messages of the conversation sent as they are, after the summary."""
+    compress_ms: float | None = None
+    """Time spent fitting the history (counting and summarizing)."""
 
 
 class RoutingRecord(BaseModel):
@@ -60,10 +93,21 @@ class RoutingRecord(BaseModel):
     tier_ttft_ms: float | None = None
     """The tier's own share of ``ttft_ms``: from calling the tier to its first token."""
     tiers_tried: list[TierAttempt] = Field(default_factory=list)
+    policies: list[str] = Field(default_factory=list)
+    """Each policy that changed the route, and how (privacy, budget, stickiness, health)."""
+    sensitive: list[str] = Field(default_factory=list)
+    """Kinds of sensitive data found in the request (never the data itself)."""
+    user: str | None = None
+    conversation: str | None = None
     usage: dict[str, int] | None = None
+    usage_estimated: bool | None = None
+    """True when the tier reported no usage and the router estimated it."""
     duration_ms: float | None = None
     tokens_per_s: float | None = None
     cost_usd: float | None = None
+    """What the answer cost, from its usage and the model's price (0 on local and HPC)."""
+    cloud_equivalent_usd: float | None = None
+    """What the same usage would have cost on the configured cloud model."""
 
     def first_chunk_metadata(self) -> dict[str, Any]:
         """The part of the record known at the first token."""

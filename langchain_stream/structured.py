@@ -7,16 +7,19 @@ the provider's structured outputs for OpenAI-compatible servers).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.output_parsers.openai_tools import (
     JsonOutputKeyToolsParser,
     PydanticToolsParser,
 )
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 
@@ -95,3 +98,61 @@ def with_structured_output_via(
     )
     unparsed = RunnablePassthrough.assign(parsed=lambda _: None)
     return RunnableMap(raw=llm) | parsed.with_fallbacks([unparsed], exception_key="parsing_error")
+
+
+def openai_tool_choice(
+    tool_choice: str | dict[str, Any] | bool | None, tools: Sequence[dict[str, Any]] | None
+) -> str | dict[str, Any] | None:
+    """LangChain's ``tool_choice`` spellings → the OpenAI form every tier and backend accepts.
+
+    Raises:
+        InvalidRequestError: a tool is named that is not among ``tools``.
+    """
+    if tool_choice is None or isinstance(tool_choice, dict):
+        return tool_choice
+    if tool_choice is True or tool_choice == "any":
+        return "required"
+    if tool_choice is False:
+        return "none"
+    if tool_choice in ("auto", "none", "required"):
+        return tool_choice
+    names = [t.get("function", t).get("name") for t in tools or ()]
+    if tool_choice not in names:
+        raise InvalidRequestError(f"tool_choice names {tool_choice!r}, not among the tools {names}")
+    return {"type": "function", "function": {"name": tool_choice}}
+
+
+class OpenAIToolsPassthrough(BaseChatModel):
+    """``bind_tools`` / ``with_structured_output`` for chat models that hand OpenAI-format
+    ``tools``, ``tool_choice`` and ``response_format`` on to whatever answers (a tier, a
+    worker's backend)."""
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools in OpenAI format, passed on with the request.
+
+        ``tool_choice``: "auto" (default), "any"/"required", "none", or a tool's name.
+        """
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        choice = openai_tool_choice(tool_choice, formatted)
+        if choice is not None:
+            kwargs["tool_choice"] = choice
+        return super().bind(tools=formatted, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        method: StructuredMethod = "function_calling",
+        include_raw: bool = False,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, Any]:
+        """Structured answers through the tools or ``response_format`` passed on."""
+        return with_structured_output_via(
+            self, schema, method=method, include_raw=include_raw, **kwargs
+        )

@@ -8,13 +8,13 @@ touches the network.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class Complexity(str, Enum):
+class Complexity(StrEnum):
     """Depth of reasoning a good answer needs (see the labeling rubric)."""
 
     LOW = "LOW"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from langchain_core.language_models import BaseChatModel
 
 from langchain_stream.config import Settings
@@ -22,7 +25,10 @@ def build_cloud_model(settings: Settings) -> BaseChatModel:
         raise ConfigurationError(
             "the cloud tier needs langchain-openai: pip install 'langchain-stream[cloud]'"
         ) from exc
-    return ChatOpenAI(
+    # OpenAI itself takes the length limit as max_completion_tokens; many compatible servers
+    # (llama.cpp's among them) read only max_tokens and would otherwise answer without limit.
+    cls = ChatOpenAI if settings.cloud_base_url is None else _compatible_chat_openai()
+    return cls(
         model=settings.cloud_model,
         base_url=settings.cloud_base_url,
         api_key=settings.cloud_api_key,
@@ -31,3 +37,18 @@ def build_cloud_model(settings: Settings) -> BaseChatModel:
         stream_usage=True,
         max_retries=0,  # the router falls back to another tier instead of retrying
     )
+
+
+@cache
+def _compatible_chat_openai() -> type[BaseChatModel]:
+    """``ChatOpenAI`` that also sends ``max_tokens``, for OpenAI-compatible servers."""
+    from langchain_openai import ChatOpenAI
+
+    class CompatibleChatOpenAI(ChatOpenAI):
+        def _get_request_payload(self, input_: Any, *, stop: Any = None, **kwargs: Any) -> dict:
+            payload = super()._get_request_payload(input_, stop=stop, **kwargs)
+            if "max_completion_tokens" in payload:
+                payload.setdefault("max_tokens", payload["max_completion_tokens"])
+            return payload
+
+    return CompatibleChatOpenAI

@@ -8,6 +8,7 @@ than the next ones).
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from collections.abc import Iterator
@@ -195,6 +196,9 @@ def _load_uncached(path: Path, *, n_ctx: int, n_threads: int) -> LlamaModel:
             f"llama.cpp could not load {path}: {exc} (is the file complete and a GGUF model?)",
             path=str(path),
         ) from exc
+    # Free it at exit while llama_cpp's module globals still exist: left to Llama.__del__ during
+    # interpreter teardown, freeing can fail (depending on module teardown order) and print noise.
+    atexit.register(llama.close)
     model = LlamaModel(path=path, llama=llama, n_ctx=n_ctx, _formatter=_chat_formatter(llama))
     _warm_up(model)
     return model

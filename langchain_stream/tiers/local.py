@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import (
     AIMessage,
@@ -21,15 +20,12 @@ from langchain_core.messages import (
 )
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable
-from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field, PrivateAttr
 
 from langchain_stream._threads import aiter_in_thread
 from langchain_stream.config import get_settings
 from langchain_stream.errors import InvalidRequestError
-from langchain_stream.structured import with_structured_output_via
+from langchain_stream.structured import OpenAIToolsPassthrough
 from langchain_stream.tiers import tool_calls
 from langchain_stream.tiers.embedded import embedded_model_path
 from langchain_stream.tiers.llama_runtime import GenerationStats, LlamaModel, load_model
@@ -59,7 +55,7 @@ def _default_n_threads() -> int | None:
     return get_settings().local_n_threads
 
 
-class ChatLocal(BaseChatModel):
+class ChatLocal(OpenAIToolsPassthrough):
     """A chat model on llama.cpp, in process: real token streaming, sync and async, and tools.
 
     With no arguments it runs the embedded SmolLM2-135M-Instruct GGUF (no download). Any other
@@ -143,42 +139,24 @@ class ChatLocal(BaseChatModel):
             )
         return self._model
 
-    def count_tokens(self, messages: Sequence[BaseMessage]) -> int:
-        """Prompt tokens of ``messages`` as this model's tokenizer and chat template see them."""
-        model = self.load()
-        prompt, _, added = model.format_prompt(_to_role_content(messages, None))
-        return len(model.prompt_tokens(prompt, added))
-
-    # --- tools and structured output ---------------------------------------------------------
-
-    def bind_tools(
+    def count_tokens(
         self,
-        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        messages: Sequence[BaseMessage],
         *,
+        tools: Sequence[dict[str, Any]] | None = None,
         tool_choice: str | dict[str, Any] | bool | None = None,
-        **kwargs: Any,
-    ) -> Runnable[LanguageModelInput, AIMessage]:
-        """Bind tools; ``tool_choice`` is "auto" (default), "any"/"required", "none" or a name."""
-        formatted = [convert_to_openai_tool(t) for t in tools]
-        tool_calls.plan_tools(formatted, tool_choice)  # reject an unknown tool name now
-        return super().bind(tools=formatted, tool_choice=tool_choice, **kwargs)
+    ) -> int:
+        """Prompt tokens of ``messages`` as this model's tokenizer and chat template see them.
 
-    def with_structured_output(
-        self,
-        schema: dict[str, Any] | type,
-        *,
-        method: Literal["function_calling", "json_schema", "json_mode"] = "function_calling",
-        include_raw: bool = False,
-        **kwargs: Any,
-    ) -> Runnable[LanguageModelInput, Any]:
-        """Answers shaped by ``schema``, always valid because generation follows a grammar.
-
-        ``function_calling`` forces a tool call; ``json_schema`` constrains the reply text
-        to the schema; ``json_mode`` to any JSON object.
+        Args:
+            messages: the conversation, rendered exactly as a call would render it.
+            tools: OpenAI-format tools bound to the call; their instructions count too.
+            tool_choice: the call's ``tool_choice`` (``"none"`` leaves the tools out).
         """
-        return with_structured_output_via(
-            self, schema, method=method, include_raw=include_raw, **kwargs
-        )
+        model = self.load()
+        plan = tool_calls.plan_tools(tools, tool_choice) if tools else None
+        prompt, _, added = model.format_prompt(_to_role_content(messages, plan))
+        return len(model.prompt_tokens(prompt, added))
 
     # --- generation --------------------------------------------------------------------------
 

@@ -85,3 +85,29 @@ def test_benchmarks_end_with_a_json_line(bench: str) -> None:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["bench"] == bench
     assert result["runs"] == 2
+
+
+def test_judge_a_query() -> None:
+    done = run_cli("judge", "Prove that every bounded monotone sequence converges.", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["complexity"] == "HIGH"
+    assert result["judge"] == "trained"
+    assert set(result["scores"]) == {"LOW", "MEDIUM", "HIGH"}
+
+
+def test_judge_eval_ends_with_the_documented_json(tmp_path: Path) -> None:
+    rows = [
+        {"text": "What is the capital of Peru?", "ground_truth": "LOW", "domain": "x"},
+        {"text": "Explain how TCP congestion control works.", "ground_truth": "MEDIUM"},
+        {"text": "Prove that there are infinitely many primes.", "ground_truth": "HIGH"},
+    ]
+    path = tmp_path / "eval.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = run_cli("judge", "--eval", str(path), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["n"] == 3
+    assert {"accuracy", "macro_f1", "recall", "free_tier_retention", "latency_ms"} <= set(report)
+    assert set(report["recall"]) == {"LOW", "MEDIUM", "HIGH"}
+    assert set(report["latency_ms"]) >= {"p50", "p95", "p99"}

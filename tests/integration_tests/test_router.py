@@ -137,13 +137,18 @@ def test_every_tier_down_lists_each_failure(tmp_path) -> None:
 
 def test_failure_mid_stream_is_never_glued_to_another_answer(local_model: ChatLocal) -> None:
     router = StreamChatModel(local=FailsMidStream(temperature=0.0, max_tokens=48), tier="local")
-    received: list[str] = []
+    received: list[AIMessageChunk] = []
     with pytest.raises(MidStreamError) as info:
         for chunk in router.stream("Tell me about rivers."):
-            received.append(chunk.text)
+            received.append(chunk)
     assert info.value.tier == "local"
-    assert info.value.partial_text == "".join(received)
-    assert len(received) == 3
+    assert info.value.partial_text == "".join(c.text for c in received)
+    # Three real chunks, then an explicit event, then the error: nothing from another tier.
+    assert len(received) == 4
+    event = received[-1].response_metadata["routing_event"]
+    assert event["type"] == "mid_stream_failure"
+    assert event["tier"] == "local"
+    assert "tier connection lost" in event["error"]
 
 
 def test_works_inside_an_lcel_chain(router: StreamChatModel) -> None:

@@ -1,0 +1,426 @@
+"""``stream bench serve``: what an OpenAI-compatible gateway adds in front of a model server.
+
+One backend — ``python -m llama_cpp.server`` on the embedded model, on loopback — and, in
+front of it, in the same run:
+
+- ``stream serve``, its ``stream-cloud`` tier being ``ChatOpenAI`` pointed at that backend;
+- ``hpc-as-api`` in its direct mode (its gateway → its buffer proxy → the backend), when the
+  package is installed;
+- LiteLLM's proxy, when a ``litellm`` command is found (next to this Python, or on ``PATH``).
+
+Every gateway runs as shipped, in a process of its own, behind an API key. The added time to
+first token of a gateway is its TTFT minus the TTFT of the backend called directly, paired
+within each round; each request has a prompt of its own, and the order of the contenders
+rotates from round to round, so the backend's prompt cache favours none of them. Then
+requests/s at each concurrency level, on shorter answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from langchain_stream.bench.stats import machine, percentiles
+from langchain_stream.errors import ConfigurationError
+from langchain_stream.tiers.embedded import embedded_model_path
+
+BACKEND_MODEL = "bench-model"
+START_TIMEOUT_S = 180.0
+REQUEST_TIMEOUT_S = 300.0
+WARM_UP_REQUESTS = 8
+
+
+@dataclass
+class Contender:
+    """One way to reach the backend."""
+
+    name: str
+    base_url: str
+    model: str
+    api_key: str | None = None
+    ttft_ms: list[float] = field(default_factory=list)
+    total_ms: list[float] = field(default_factory=list)
+    requests_per_s: dict[str, float] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    """Per concurrency level: how many requests failed, and the first error."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+
+def prompt(index: int) -> str:
+    """The ``index``-th prompt: all of one length in tokens, none the same.
+
+    They share everything but a number, so the backend's prompt cache serves every request
+    the same prefix and no contender gains from following another.
+    """
+    return f"Write a long story about a lighthouse keeper. Story number {10000 + index}."
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _Processes:
+    """Started servers, each logging to a file; all stopped (by their own pid) at the end."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = (self.workdir / f"{name}.log").open("wb")
+        process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+        )
+        self.started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.started:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def tail(self, name: str) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace")[-1500:] if path.exists() else ""
+
+
+def _wait_ready(
+    url: str, process: subprocess.Popen[bytes], name: str, procs: _Processes, **kwargs: Any
+) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            if httpx.get(url, timeout=5, **kwargs).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise ConfigurationError(f"{name} did not start:\n{procs.tail(name)}")
+        time.sleep(0.25)
+
+
+def _base_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("STREAM_")}
+
+
+def _start_backend(procs: _Processes) -> Contender:
+    port = _free_port()
+    command = [
+        *(sys.executable, "-m", "llama_cpp.server"),
+        *("--model", str(embedded_model_path()), "--model_alias", BACKEND_MODEL),
+        *("--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"),
+        # Queue concurrent requests; by default a new request cuts the running one short.
+        *("--interrupt_requests", "False"),
+        # One thread: on two shared cores, threads spinning at llama.cpp's barriers make the
+        # backend's own TTFT vary by 100x, drowning what the gateways add.
+        *("--n_threads", "1", "--n_threads_batch", "1"),
+    ]
+    process = procs.start("backend", command, _base_env())
+    url = f"http://127.0.0.1:{port}"
+    _wait_ready(f"{url}/v1/models", process, "backend", procs)
+    return Contender("direct", url, BACKEND_MODEL)
+
+
+def _start_stream(procs: _Processes, backend: Contender) -> Contender:
+    port, key = _free_port(), f"sk-{secrets.token_hex(24)}"
+    empty = procs.workdir / "empty.toml"
+    empty.write_text("")
+    env = _base_env() | {
+        "STREAM_CONFIG": str(empty),
+        "STREAM_DATABASE_URL": f"sqlite:///{procs.workdir / 'stream.db'}",
+        "STREAM_CLOUD_MODEL": BACKEND_MODEL,
+        "STREAM_CLOUD_BASE_URL": f"{backend.base_url}/v1",
+        "STREAM_CLOUD_API_KEY": "unused",
+        "STREAM_API_KEYS": key,
+        "STREAM_RATE_LIMIT_RPM": "0",
+    }
+    command = [sys.executable, "-m", "langchain_stream.cli", "serve", "--port", str(port)]
+    process = procs.start("stream", command, env)
+    url = f"http://127.0.0.1:{port}"
+    _wait_ready(f"{url}/healthz", process, "stream", procs)
+    return Contender("stream serve", url, "stream-cloud", key)
+
+
+def _start_hpc_as_api(procs: _Processes, backend: Contender) -> Contender:
+    import importlib.util
+
+    if importlib.util.find_spec("hpc_as_api") is None:
+        raise ConfigurationError(
+            "hpc-as-api is not installed (pip install 'langchain-stream[bench]')"
+        )
+    proxy_port, port, key = _free_port(), _free_port(), f"sk-stream-{secrets.token_hex(24)}"
+    proxy_env = _base_env() | {"VLLM_URL": backend.base_url, "BUFFER_PROXY_PORT": str(proxy_port)}
+    proxy = procs.start(
+        "hpc-buffer-proxy", [sys.executable, "-m", "hpc_as_api.hpc_buffer_proxy"], proxy_env
+    )
+    _wait_ready(f"http://127.0.0.1:{proxy_port}/health", proxy, "hpc-buffer-proxy", procs)
+    env = _base_env() | {
+        "USE_GLOBUS_COMPUTE": "false",
+        "LAKESHORE_VLLM_ENDPOINT": f"http://127.0.0.1:{proxy_port}",
+        "HPC_PROXY_HOST": "127.0.0.1",
+        "HPC_PROXY_PORT": str(port),
+        "PROXY_API_KEY_BENCH": key,
+        "PROXY_RATE_LIMIT_REQUESTS": "100000000",
+    }
+    process = procs.start("hpc-as-api", [sys.executable, "-m", "hpc_as_api.app"], env)
+    url = f"http://127.0.0.1:{port}"
+    _wait_ready(f"{url}/health", process, "hpc-as-api", procs)
+    return Contender("hpc-as-api", url, BACKEND_MODEL, key)
+
+
+def litellm_command() -> str | None:
+    """The ``litellm`` command: next to this Python first, then on ``PATH``."""
+    beside = Path(sys.executable).parent / "litellm"
+    return str(beside) if beside.exists() else shutil.which("litellm")
+
+
+def _start_litellm(procs: _Processes, backend: Contender) -> Contender:
+    command = litellm_command()
+    if command is None:
+        raise ConfigurationError("no litellm command (pip install 'litellm[proxy]')")
+    port, key = _free_port(), f"sk-{secrets.token_hex(24)}"
+    env = _base_env() | {
+        "LITELLM_MASTER_KEY": key,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no download at start-up
+        "HF_HUB_OFFLINE": "1",  # nor tokenizer look-ups on a machine that may be offline
+        "OPENAI_API_KEY": "unused",
+    }
+    model = f"openai/{BACKEND_MODEL}"
+    args = ["--model", model, "--api_base", f"{backend.base_url}/v1"]
+    process = procs.start(
+        "litellm", [command, *args, "--host", "127.0.0.1", "--port", str(port)], env
+    )
+    url = f"http://127.0.0.1:{port}"
+    _wait_ready(f"{url}/health/liveliness", process, "litellm", procs)
+    return Contender("litellm", url, model, key)
+
+
+async def _one(
+    client: httpx.AsyncClient, who: Contender, prompt: str, max_tokens: int
+) -> tuple[float, float]:
+    """TTFT and total time (ms) of one streamed request."""
+    body = {
+        "model": who.model,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": True,
+    }
+    started = time.perf_counter()
+    ttft = None
+    done = False
+    async with client.stream(
+        "POST", f"{who.base_url}/v1/chat/completions", json=body, headers=who.headers
+    ) as response:
+        if response.status_code != 200:
+            text = (await response.aread()).decode(errors="replace")
+            raise ConfigurationError(f"{who.name} answered {response.status_code}: {text[:300]}")
+        async for line in response.aiter_lines():
+            if ttft is None and line.startswith("data: {") and '"content"' in line:
+                delta = json.loads(line[6:])["choices"]
+                if delta and delta[0].get("delta", {}).get("content"):
+                    ttft = (time.perf_counter() - started) * 1000.0
+            elif line.startswith("event: error") or line.startswith('data: {"error"'):
+                raise ConfigurationError(f"{who.name} sent an error event")
+            done = done or line == "data: [DONE]"
+    if not done:  # a stream cut short is a failed request, not a fast one
+        raise ConfigurationError(f"{who.name} ended its stream without [DONE]")
+    total = (time.perf_counter() - started) * 1000.0
+    return (ttft if ttft is not None else total), total
+
+
+async def _measure(
+    contenders: list[Contender],
+    *,
+    runs: int,
+    requests: int,
+    concurrency: list[int],
+    max_tokens: int,
+    throughput_max_tokens: int,
+    progress: bool,
+) -> None:
+    prompts = (prompt(i) for i in itertools.count())
+    limits = httpx.Limits(max_connections=max(concurrency) * 2, max_keepalive_connections=256)
+    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
+        for who in contenders:  # warm up each path (connections, caches, lazy imports)
+            for _ in range(WARM_UP_REQUESTS):
+                await _one(client, who, next(prompts), max_tokens)
+        for run in range(runs):
+            shift = run % len(contenders)
+            for who in contenders[shift:] + contenders[:shift]:
+                ttft, total = await _one(client, who, next(prompts), max_tokens)
+                who.ttft_ms.append(ttft)
+                who.total_ms.append(total)
+            if progress:
+                print(f"\rTTFT round {run + 1}/{runs}", end="", file=sys.stderr, flush=True)
+        if progress:
+            print(file=sys.stderr)
+        for level in concurrency:
+            for who in contenders:
+                count = max(requests, level)
+                gate = asyncio.Semaphore(level)
+                batch = [next(prompts) for _ in range(count)]
+
+                failed: list[str] = []
+
+                async def call(
+                    prompt: str,
+                    who: Contender = who,
+                    gate: asyncio.Semaphore = gate,
+                    failed: list[str] = failed,
+                ) -> None:
+                    async with gate:
+                        try:
+                            await _one(client, who, prompt, throughput_max_tokens)
+                        except (httpx.HTTPError, ConfigurationError) as exc:
+                            failed.append(f"{type(exc).__name__}: {exc}"[:200])
+
+                started = time.perf_counter()
+                await asyncio.gather(*(call(p) for p in batch))
+                elapsed = time.perf_counter() - started
+                done = count - len(failed)
+                who.requests_per_s[str(level)] = round(done / elapsed, 2)
+                if failed:
+                    who.failures[str(level)] = f"{len(failed)} of {count} failed; {failed[0]}"
+                if progress:
+                    rate = done / elapsed
+                    print(f"{who.name}: {level} clients, {rate:.1f} req/s", file=sys.stderr)
+
+
+def _report(contenders: list[Contender], skipped: dict[str, str], **params: Any) -> dict[str, Any]:
+    direct = contenders[0]
+    gateways: dict[str, Any] = {}
+    for who in contenders[1:]:
+        added = [g - d for g, d in zip(who.ttft_ms, direct.ttft_ms, strict=True)]
+        added_total = [g - d for g, d in zip(who.total_ms, direct.total_ms, strict=True)]
+        gateways[who.name] = {
+            "ttft_ms": percentiles(who.ttft_ms),
+            "added_ttft_ms": percentiles(added),
+            "added_ttft_ms_p50": percentiles(added)["p50"],
+            "added_total_ms_p50": percentiles(added_total)["p50"],
+            "requests_per_s": who.requests_per_s,
+            "failures": who.failures,
+        }
+    ours = gateways.get("stream serve", {}).get("added_ttft_ms_p50")
+    peers = [g["added_ttft_ms_p50"] for name, g in gateways.items() if name != "stream serve"]
+    return {
+        "bench": "serve",
+        **params,
+        "direct": {
+            "ttft_ms": percentiles(direct.ttft_ms),
+            "total_ms": percentiles(direct.total_ms),
+            "requests_per_s": direct.requests_per_s,
+            "failures": direct.failures,
+        },
+        "gateways": gateways,
+        "stream_added_ttft_ms_p50": ours,
+        "lowest_overhead": bool(peers) and ours is not None and ours < min(peers),
+        "skipped": skipped,
+        "machine": machine(),
+    }
+
+
+def run_serve_bench(
+    *,
+    runs: int = 40,
+    requests: int = 64,
+    concurrency: list[int] | None = None,
+    max_tokens: int = 32,
+    throughput_max_tokens: int = 8,
+    peers: bool = True,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Start the backend and the gateways, measure them, stop them; return the figures.
+
+    Args:
+        runs: measured TTFT rounds (one request per contender each).
+        requests: requests per contender and concurrency level for requests/s (at least the
+            level).
+        concurrency: the concurrency levels.
+        max_tokens: answer length of the TTFT rounds.
+        throughput_max_tokens: answer length of the requests/s runs.
+        peers: also start hpc-as-api and LiteLLM (each skipped, with the reason, when absent).
+        progress: print progress on stderr.
+    """
+    levels = concurrency or [1, 16, 64]
+    skipped: dict[str, str] = {}
+    # A terminated benchmark still stops the servers it started (SystemExit runs `finally`).
+    with contextlib.ExitStack() as restore:
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+            restore.callback(signal.signal, signal.SIGTERM, previous)
+        return _run(
+            runs, requests, levels, max_tokens, throughput_max_tokens, peers, progress, skipped
+        )
+
+
+def _run(
+    runs: int,
+    requests: int,
+    levels: list[int],
+    max_tokens: int,
+    throughput_max_tokens: int,
+    peers: bool,
+    progress: bool,
+    skipped: dict[str, str],
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="stream-bench-serve-") as tmp:
+        procs = _Processes(Path(tmp))
+        try:
+            backend = _start_backend(procs)
+            contenders = [backend, _start_stream(procs, backend)]
+            if peers:
+                for name, start in (("hpc-as-api", _start_hpc_as_api), ("litellm", _start_litellm)):
+                    try:
+                        contenders.append(start(procs, backend))
+                    except ConfigurationError as exc:
+                        skipped[name] = str(exc).splitlines()[0]
+            asyncio.run(
+                _measure(
+                    contenders,
+                    runs=runs,
+                    requests=requests,
+                    concurrency=levels,
+                    max_tokens=max_tokens,
+                    throughput_max_tokens=throughput_max_tokens,
+                    progress=progress,
+                )
+            )
+        finally:
+            procs.stop_all()
+    return _report(
+        contenders,
+        skipped,
+        runs=runs,
+        max_tokens=max_tokens,
+        throughput_max_tokens=throughput_max_tokens,
+        concurrency=levels,
+    )

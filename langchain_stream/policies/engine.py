@@ -1,0 +1,158 @@
+"""The policy engine the router consults: one object per router, built from the settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from langchain_stream.config import Settings
+from langchain_stream.judge.base import Complexity
+from langchain_stream.judge.shares import ShareWindow
+from langchain_stream.policies.decide import (
+    BudgetState,
+    Decision,
+    RoutingRequest,
+    decide_candidates,
+)
+from langchain_stream.policies.health import TierHealth
+from langchain_stream.policies.prices import ModelPrice, PriceTable
+from langchain_stream.policies.privacy import SensitiveDataDetector
+from langchain_stream.policies.store import AnswerEntry, ConversationState, PolicyStore
+from langchain_stream.routing import RoutingRecord
+
+DEFAULT_DATABASE = Path.home() / ".local" / "share" / "langchain-stream" / "stream.db"
+
+
+def database_url(settings: Settings) -> str | None:
+    """The policy database URL from the settings; ``None`` when disabled (``"none"``)."""
+    url = settings.database_url
+    if url is None:
+        return f"sqlite:///{DEFAULT_DATABASE}"
+    return None if url.strip().lower() in ("", "none", "off") else url
+
+
+class PolicyEngine:
+    """Privacy detection, budgets, stickiness, tier health, prices, ledger and audit."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.detector = SensitiveDataDetector(settings.sensitive_patterns)
+        self.prices = PriceTable(
+            {name: ModelPrice.model_validate(p) for name, p in settings.cloud_prices.items()}
+        )
+        self.health = TierHealth(
+            failure_threshold=settings.breaker_failures,
+            cooldown_s=settings.breaker_cooldown_s,
+            ttl_s=settings.health_cache_s,
+        )
+        self._url = database_url(settings)
+        self._store: PolicyStore | None = None
+        self.shares = ShareWindow(settings.judge_share_window, target=settings.judge_target)
+        """Classes and tiers of the recent requests, against the calibration target."""
+
+    @property
+    def store(self) -> PolicyStore | None:
+        """The ledger/audit database, opened on first use; ``None`` when disabled."""
+        if self._store is None and self._url is not None:
+            self._store = PolicyStore(self._url)
+        return self._store
+
+    def decide(
+        self,
+        *,
+        texts: Sequence[str],
+        complexity: Complexity | None,
+        pin: str | None,
+        models: Mapping[str, BaseChatModel],
+        request: RoutingRequest,
+    ) -> tuple[Decision, list[str]]:
+        """The ordered candidate tiers and the kinds of sensitive data found."""
+        available = list(models)
+        # Only look for sensitive data when it could change anything: a cloud tier exists.
+        sensitive = self.detector.kinds(texts) if "cloud" in available else []
+        store = self.store if self.reads_store(request, available) else None
+        conversation = ConversationState()
+        if store is not None and request.conversation_id:
+            if request.reset_conversation:
+                store.reset_conversation(request.conversation_id)
+            else:
+                conversation = store.conversation(request.conversation_id)
+        decision = decide_candidates(
+            complexity=complexity,
+            pin=pin,
+            available=available,
+            request=request,
+            sensitive=sensitive,
+            conversation=conversation,
+            budget=self._budget(request.user) if store is not None else None,
+            not_ready=lambda tier: self.health.not_ready(tier, models[tier]),
+            private_conversations=self.settings.pin_sensitive_conversations,
+        )
+        return decision, sensitive
+
+    def reads_store(self, request: RoutingRequest, available: Sequence[str]) -> bool:
+        """Whether routing this request reads the database (a conversation, or a budget that
+        could remove the cloud); most requests need no database read before their answer."""
+        if self._url is None:
+            return False
+        capped = (
+            self.settings.budget_daily_usd is not None
+            or self.settings.budget_monthly_usd is not None
+        )
+        return request.conversation_id is not None or ("cloud" in available and capped)
+
+    def _budget(self, user: str) -> Any:
+        settings = self.settings
+
+        def read() -> BudgetState:
+            if settings.budget_daily_usd is None and settings.budget_monthly_usd is None:
+                return BudgetState()
+            assert self.store is not None
+            today, month = self.store.spent_usd(user)
+            return BudgetState(today, month, settings.budget_daily_usd, settings.budget_monthly_usd)
+
+        return read
+
+    def price_answer(self, record: RoutingRecord, cloud_model: str | None) -> None:
+        """Fill in ``cost_usd`` and ``cloud_equivalent_usd`` (the same usage on
+        ``cloud_model``, the cloud tier's model) from the record's usage."""
+        usage = record.usage or {}
+        tokens_in, tokens_out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
+        cloud_model = cloud_model or self.settings.cloud_model
+        equivalent = self.prices.cost(cloud_model, tokens_in, tokens_out)
+        if record.tier == "cloud":
+            record.cost_usd = self.prices.cost(record.model, tokens_in, tokens_out) or 0.0
+        else:
+            record.cost_usd = 0.0
+        record.cloud_equivalent_usd = equivalent
+
+    def record(self, record: RoutingRecord, request: RoutingRequest, *, answered: bool) -> None:
+        """Write the decision to the audit log (and, when answered, the ledger)."""
+        self.shares.add(record.complexity, record.tier if answered else None)
+        store = self.store
+        if store is None:
+            return
+        usage = record.usage or {}
+        entry = AnswerEntry(
+            user=request.user,
+            conversation=request.conversation_id,
+            privacy=request.privacy,
+            sensitive=record.sensitive,
+            complexity=record.complexity.value if record.complexity else None,
+            tier=record.tier or "",
+            reason=record.reason,
+            model=record.model,
+            input_tokens=int(usage.get("input_tokens", 0)),
+            output_tokens=int(usage.get("output_tokens", 0)),
+            cost_usd=record.cost_usd or 0.0,
+            cloud_equivalent_usd=record.cloud_equivalent_usd,
+            policies=record.policies,
+            tiers_tried=[a.model_dump() for a in record.tiers_tried],
+        )
+        if answered:
+            store.record_answer(entry)
+        else:
+            store.record_failure(entry)

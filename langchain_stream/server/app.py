@@ -1,0 +1,227 @@
+"""The HTTP server: an OpenAI-compatible API over ``StreamChatModel`` (``stream serve``).
+
+Routes:
+
+- ``GET /healthz`` — ``{"status": "ok"}``, the only route answered without an API key;
+- ``GET /v1/models``, ``GET /v1/models/{id}`` — ``stream-auto`` (the router) and one id per
+  configured tier (``stream-local``, ``stream-hpc``, ``stream-cloud``);
+- ``POST /v1/chat/completions`` — whole or streamed (SSE) answers in OpenAI's format, with
+  the routing record in the ``x-stream-routing`` header and the ``routing`` field;
+- with the ``[langserve]`` extra, LangServe's ``/langserve/router/{invoke,batch,stream}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import anyio
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
+from fastapi.security import HTTPBearer
+
+from langchain_stream.chat_model import StreamChatModel
+from langchain_stream.config import Settings, get_settings
+from langchain_stream.server import openai_schema as oa
+from langchain_stream.server.auth import ApiKey, KeyStore, RateLimiter
+from langchain_stream.server.convert import call_kwargs, to_langchain_messages
+from langchain_stream.server.errors import ApiError, install_error_handlers
+from langchain_stream.server.guard import Guard
+from langchain_stream.server.streaming import Answer, complete_answer, stream_answer
+
+logger = logging.getLogger("langchain_stream.server")
+
+AUTO_MODEL = "stream-auto"
+
+# Documents the scheme in the OpenAPI schema; the Guard middleware enforces it.
+_bearer = HTTPBearer(auto_error=False, description="An API key: 'Authorization: Bearer <key>'.")
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": oa.ErrorResponse, "description": text}
+    for status, text in {
+        400: "Malformed JSON, wrong types or values, too many messages",
+        401: "Missing or wrong API key",
+        404: "Unknown model",
+        413: "Request body too large",
+        429: "Rate limit reached (see Retry-After)",
+        502: "A tier failed mid-answer",
+        503: "No tier could answer",
+    }.items()
+}
+
+
+@dataclass
+class Gateway:
+    """What the routes share: the model, the settings, and when the server started."""
+
+    model: StreamChatModel
+    settings: Settings
+    started: int = field(default_factory=lambda: int(time.time()))
+
+    def served_models(self) -> list[str]:
+        """``stream-auto`` and one id per configured tier."""
+        return [AUTO_MODEL, *(f"stream-{tier}" for tier in self.model.tier_models())]
+
+
+def _gateway(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+def _api_key(request: Request, _: Annotated[Any, Depends(_bearer)]) -> ApiKey | None:
+    return getattr(request.state, "api_key", None)
+
+
+GatewayDep = Annotated[Gateway, Depends(_gateway)]
+KeyDep = Annotated[ApiKey | None, Depends(_api_key)]
+
+
+def _warm_up(model: StreamChatModel) -> None:
+    """Load the local model now, so the first request does not pay for it."""
+    local = model.tier_models().get("local")
+    load = getattr(local, "load", None)
+    if load is None:
+        return
+    try:
+        load()
+    except Exception as exc:  # the router falls back past a broken local tier
+        logger.warning("the local tier could not load its model: %s", exc)
+
+
+def create_app(
+    model: StreamChatModel | None = None,
+    *,
+    settings: Settings | None = None,
+    keys: KeyStore | None = None,
+    langserve: bool | None = None,
+) -> FastAPI:
+    """The server's ASGI app.
+
+    Args:
+        model: the chat model served; by default a ``StreamChatModel`` from the settings.
+        settings: limits, keys and rate limits; by default the process settings.
+        keys: the accepted API keys; by default those of the settings. An empty store turns
+            authentication off (``stream serve`` allows that on loopback only).
+        langserve: add LangServe's routes; by default when ``langserve`` is installed.
+
+    Returns:
+        A FastAPI app, ready for uvicorn.
+    """
+    settings = settings or get_settings()
+    model = model or StreamChatModel()
+    keys = keys if keys is not None else KeyStore.from_settings(settings)
+    gateway = Gateway(model=model, settings=settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(_warm_up, model)
+        yield
+
+    app = FastAPI(
+        title="langchain-stream",
+        summary="OpenAI-compatible chat completions routed to local, HPC and cloud tiers.",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.gateway = gateway
+    install_error_handlers(app)
+    app.add_middleware(
+        Guard,
+        keys=keys,
+        limiter=RateLimiter(settings.rate_limit_rpm, settings.rate_limit_storage),
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+    @app.get("/healthz", response_model=oa.Health, tags=["health"])
+    async def healthz() -> oa.Health:
+        """The process is up. Says nothing else, and needs no key."""
+        return oa.Health()
+
+    @app.get("/v1/models", response_model=oa.ModelList, responses=_ERRORS, tags=["openai"])
+    async def list_models(gateway: GatewayDep, _: KeyDep) -> oa.ModelList:
+        """The served model ids: ``stream-auto`` and one per configured tier."""
+        return oa.ModelList(
+            data=[
+                oa.ModelCard(id=name, created=gateway.started) for name in gateway.served_models()
+            ]
+        )
+
+    @app.get(
+        "/v1/models/{model_id}", response_model=oa.ModelCard, responses=_ERRORS, tags=["openai"]
+    )
+    async def retrieve_model(model_id: str, gateway: GatewayDep, _: KeyDep) -> oa.ModelCard:
+        """One served model id."""
+        if model_id not in gateway.served_models():
+            raise _unknown_model(model_id, gateway)
+        return oa.ModelCard(id=model_id, created=gateway.started)
+
+    @app.post(
+        "/v1/chat/completions",
+        response_model=oa.ChatCompletion,
+        responses={
+            200: {
+                "description": "The answer; with `stream: true`, `chat.completion.chunk` events",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            **_ERRORS,
+        },
+        tags=["openai"],
+    )
+    async def chat_completions(
+        body: oa.ChatCompletionRequest, request: Request, gateway: GatewayDep, key: KeyDep
+    ) -> Response:
+        """Answer a conversation, routed by complexity or pinned by the model id."""
+        if body.model not in gateway.served_models():
+            raise _unknown_model(body.model, gateway)
+        limit = gateway.settings.max_messages
+        if len(body.messages) > limit:
+            raise ApiError(
+                400,
+                f"the request has {len(body.messages)} messages; at most {limit} are allowed",
+                code="too_many_messages",
+                param="messages",
+            )
+        messages = to_langchain_messages(body.messages)
+        kwargs = call_kwargs(body, user=key.name if key is not None else body.user)
+        answer = Answer(
+            completion_id=f"chatcmpl-{uuid.uuid4().hex}",
+            created=int(time.time()),
+            model=body.model,
+            include_usage=bool(body.stream_options and body.stream_options.include_usage),
+        )
+        if body.stream:
+            return await stream_answer(gateway.model, messages, kwargs, answer)
+        return await complete_answer(gateway.model, messages, kwargs, answer, request)
+
+    if langserve is not False:
+        from langchain_stream.server.langserve_routes import add_langserve_routes
+
+        added = add_langserve_routes(app, model)
+        if langserve and not added:
+            from langchain_stream.errors import ConfigurationError
+
+            raise ConfigurationError(
+                "LangServe routes need the langserve extra: "
+                "pip install 'langchain-stream[langserve]'"
+            )
+    return app
+
+
+def _unknown_model(name: str, gateway: Gateway) -> ApiError:
+    return ApiError(
+        404,
+        f"the model {name!r} does not exist; served: {', '.join(gateway.served_models())}",
+        code="model_not_found",
+        param="model",
+    )
+
+
+def app_from_settings() -> FastAPI:
+    """The app as ``stream serve`` runs it in each worker (a uvicorn factory)."""
+    return create_app()

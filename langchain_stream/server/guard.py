@@ -1,0 +1,141 @@
+"""The gate every request passes before the app reads it: API key, rate limit, body size.
+
+It is plain ASGI middleware rather than FastAPI dependencies because FastAPI reads and parses
+the body before it resolves dependencies: a dependency could not keep an unauthenticated
+caller from having its malformed or oversized body parsed, nor bound the bytes read.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from langchain_stream.server.auth import ApiKey, KeyStore, RateLimiter
+from langchain_stream.server.errors import INVALID, error_response
+from langchain_stream.server.openai_schema import ErrorBody
+
+OPEN_PATHS = frozenset({"/healthz"})
+"""Paths answered without a key (they reveal nothing)."""
+ANONYMOUS = "anonymous"
+"""The identity rate limits count when no API key is configured."""
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() != "bearer":
+                return None
+            return token.strip() or None
+    return None
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+class Guard:
+    """ASGI middleware that authenticates, rate-limits and bounds the body of every request.
+
+    The matched :class:`~langchain_stream.server.auth.ApiKey` (``None`` when authentication
+    is off) is left in ``request.state.api_key``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        keys: KeyStore,
+        limiter: RateLimiter,
+        max_body_bytes: int,
+    ) -> None:
+        self.app = app
+        self.keys = keys
+        self.limiter = limiter
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        key: ApiKey | None = None
+        if self.keys.enabled:
+            token = _bearer(scope)
+            key = self.keys.authenticate(token) if token else None
+            if key is None:
+                message = (
+                    "incorrect API key provided"
+                    if token
+                    else "missing API key: send 'Authorization: Bearer <key>'"
+                )
+                body = ErrorBody(message=message, type=INVALID, code="invalid_api_key")
+                headers = {"WWW-Authenticate": "Bearer"}
+                await error_response(401, body, headers)(scope, receive, send)
+                return
+        retry_after = await self.limiter.hit(
+            key.name if key else ANONYMOUS, key.rpm if key else None
+        )
+        if retry_after is not None:
+            body = ErrorBody(
+                message=f"rate limit reached for this API key; retry in {retry_after:.0f} s",
+                type="requests",
+                code="rate_limit_exceeded",
+            )
+            headers = {"Retry-After": f"{retry_after:.0f}"}
+            await error_response(429, body, headers)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["api_key"] = key
+        if scope["method"] in _BODY_METHODS:
+            body_bytes = await self._read_body(scope, receive)
+            if body_bytes is None:
+                await error_response(413, self._too_large())(scope, receive, send)
+                return
+            receive = _replay(body_bytes, receive)
+        await self.app(scope, receive, send)
+
+    def _too_large(self) -> ErrorBody:
+        return ErrorBody(
+            message=f"the request body exceeds {self.max_body_bytes} bytes",
+            type=INVALID,
+            code="request_too_large",
+        )
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
+        """The whole body, or ``None`` as soon as it exceeds the limit (nothing more is read)."""
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_body_bytes:
+            return None
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            parts.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(parts)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the app the body read already, then listens for disconnect."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

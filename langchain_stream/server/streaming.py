@@ -1,0 +1,242 @@
+"""Answering one chat request: as server-sent events, or whole.
+
+Both paths read the same ``StreamChatModel.astream``. A streamed answer waits for its first
+chunk before it sends anything, so a failure before the first token (no tier available, a
+bad request) is an ordinary HTTP error with its status code, and the routing record known at
+the first token travels in the ``x-stream-routing`` header. A failure after the first token
+is sent as an SSE ``error`` event with an OpenAI error object, and the stream ends without
+``[DONE]``. When the client goes away, the model's stream is closed, which cancels the tier's
+generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from fastapi import Request
+from fastapi.responses import Response
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import add_ai_message_chunks
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.background import BackgroundTask
+
+from langchain_stream.server import openai_schema as oa
+from langchain_stream.server.convert import completion_of, delta_of, finish_reason_of, usage_of
+from langchain_stream.server.errors import error_payload, from_exception
+
+ROUTING_HEADER = "x-stream-routing"
+_EMPTY = AIMessageChunk(content="")
+DONE = "[DONE]"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What every chunk of one answer repeats."""
+
+    completion_id: str
+    created: int
+    model: str
+    include_usage: bool = False
+
+
+def routing_header(record: dict[str, Any] | None) -> dict[str, str]:
+    """The routing record as a response header (compact ASCII JSON)."""
+    if not record:
+        return {}
+    return {ROUTING_HEADER: json.dumps(record, separators=(",", ":"), ensure_ascii=True)}
+
+
+def _routing(chunk: AIMessageChunk) -> dict[str, Any] | None:
+    return chunk.response_metadata.get("routing")
+
+
+class ModelStream:
+    """A model's stream, iterated by a task of its own; closing it cancels that task once.
+
+    Why a task: the SSE response runs in an anyio task group, which on a client disconnect
+    cancels its tasks again and again until they finish. Had that task been iterating the
+    model, the repeated cancellations would reach into the router's own clean-up and could
+    leave the tier generating for nobody. Here the model's task gets exactly one
+    ``cancel()``, from :meth:`aclose`, and is awaited in a shielded scope.
+    """
+
+    def __init__(self, chunks: AsyncIterator[Any]) -> None:
+        self._items: asyncio.Queue[tuple[AIMessageChunk | None, Exception | None]] = asyncio.Queue()
+        self._task = asyncio.create_task(self._run(chunks))
+
+    async def _run(self, chunks: AsyncIterator[Any]) -> None:
+        try:
+            async for chunk in chunks:
+                self._items.put_nowait((chunk, None))
+        except Exception as exc:
+            self._items.put_nowait((None, exc))
+        else:
+            self._items.put_nowait((None, None))
+
+    async def next(self) -> AIMessageChunk | None:
+        """The next chunk, or ``None`` at the end.
+
+        Raises:
+            Exception: whatever the model raised.
+        """
+        chunk, error = await self._items.get()
+        if error is not None:
+            raise error
+        return chunk
+
+    async def aclose(self) -> None:
+        """Stop the model's stream (cancelling the tier's generation) and wait for it."""
+        with anyio.CancelScope(shield=True):
+            if not self._task.done():
+                self._task.cancel()
+            await asyncio.wait([self._task])  # unlike `await task`, never cancels it again
+
+
+def _chunk(
+    answer: Answer,
+    delta: oa.Delta,
+    *,
+    finish_reason: oa.FinishReason | None = None,
+    routing: dict[str, Any] | None = None,
+) -> str:
+    chunk = oa.ChatCompletionChunk(
+        id=answer.completion_id,
+        object="chat.completion.chunk",
+        created=answer.created,
+        model=answer.model,
+        choices=[oa.ChunkChoice(index=0, delta=delta, finish_reason=finish_reason)],
+    )
+    if routing:
+        chunk.routing = routing
+    # exclude_unset: clients see finish_reason null on every chunk, as OpenAI sends it,
+    # and no empty fields besides.
+    return chunk.model_dump_json(exclude_unset=True)
+
+
+async def stream_answer(
+    model: BaseChatModel, messages: list[BaseMessage], kwargs: dict[str, Any], answer: Answer
+) -> Response:
+    """Stream the answer as OpenAI chunks over SSE, once its first chunk is there.
+
+    Raises:
+        Exception: whatever the model raised before its first chunk (an HTTP error follows).
+    """
+    stream = ModelStream(model.astream(messages, **kwargs))
+    try:
+        first = await stream.next()
+    except BaseException:
+        await stream.aclose()
+        raise
+    headers = routing_header(_routing(first) if first is not None else None)
+    # The background close covers a client gone before the events began (their `finally`
+    # would never run); closing twice is harmless.
+    return EventSourceResponse(
+        _events(first, stream, answer),
+        headers=headers,
+        sep="\n",
+        background=BackgroundTask(stream.aclose),
+    )
+
+
+async def _events(
+    first: AIMessageChunk | None, stream: ModelStream, answer: Answer
+) -> AsyncIterator[str | ServerSentEvent]:
+    routing: dict[str, Any] = {}
+    parts: list[AIMessageChunk] = []
+    finish: oa.FinishReason | None = None
+    role_sent = False
+    try:
+        chunk = first
+        while chunk is not None:
+            parts.append(chunk)
+            finish = finish_reason_of(chunk) or finish
+            record = _routing(chunk)
+            if record:
+                routing.update(record)
+            delta = delta_of(chunk)
+            if not role_sent:  # the first chunk names the role, as OpenAI's does
+                delta = (delta or oa.Delta(content="")).model_copy(update={"role": "assistant"})
+                role_sent = True
+                yield _chunk(answer, delta, routing=record)
+            elif delta is not None:
+                yield _chunk(answer, delta)
+            chunk = await stream.next()
+        merged = add_ai_message_chunks(*parts) if len(parts) > 1 else (parts or [None])[0]
+        has_calls = merged is not None and bool(merged.tool_call_chunks)
+        final_reason = finish or ("tool_calls" if has_calls else "stop")
+        yield _chunk(answer, oa.Delta(), finish_reason=final_reason, routing=routing or None)
+        if answer.include_usage:
+            usage = usage_of(merged.usage_metadata if merged is not None else None)
+            chunk = oa.ChatCompletionChunk(
+                id=answer.completion_id,
+                object="chat.completion.chunk",
+                created=answer.created,
+                model=answer.model,
+                choices=[],
+                usage=usage or oa.Usage(prompt_tokens=0, completion_tokens=0, total_tokens=0),
+            )
+            yield chunk.model_dump_json(exclude_unset=True)
+        yield DONE
+    except Exception as exc:
+        _, body = from_exception(exc)
+        yield ServerSentEvent(data=json.dumps(error_payload(body)), event="error")
+    finally:
+        await stream.aclose()  # on a client disconnect: cancels the tier's generation
+
+
+async def complete_answer(
+    model: BaseChatModel,
+    messages: list[BaseMessage],
+    kwargs: dict[str, Any],
+    answer: Answer,
+    request: Request,
+) -> Response:
+    """The whole answer as one chat completion; a client that leaves cancels it."""
+    parts: list[AIMessageChunk] = []
+    finish: oa.FinishReason | None = None
+    stream = ModelStream(model.astream(messages, **kwargs))
+    gone = False
+    failure: Exception | None = None
+    try:
+        async with anyio.create_task_group() as group:
+
+            async def watch() -> None:
+                nonlocal gone
+                while (await request.receive())["type"] != "http.disconnect":
+                    pass
+                gone = True
+                group.cancel_scope.cancel()
+
+            group.start_soon(watch)
+            try:
+                while (chunk := await stream.next()) is not None:
+                    parts.append(chunk)
+                    finish = finish_reason_of(chunk) or finish
+            except Exception as exc:  # raised below, not wrapped in an ExceptionGroup
+                failure = exc
+            group.cancel_scope.cancel()
+    finally:
+        await stream.aclose()
+    if failure is not None:
+        raise failure
+    if gone:
+        return Response(status_code=499)  # nobody is listening; the status is for the log
+    merged = add_ai_message_chunks(*parts) if len(parts) > 1 else (parts or [_EMPTY])[0]
+    completion = completion_of(
+        merged,
+        finish_reason=finish,
+        completion_id=answer.completion_id,
+        created=answer.created,
+        model=answer.model,
+    )
+    return Response(
+        completion.model_dump_json(exclude_none=True),
+        media_type="application/json",
+        headers=routing_header(completion.routing),
+    )

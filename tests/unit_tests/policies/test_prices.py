@@ -1,0 +1,19 @@
+"""Prices and usage-based cost."""
+
+from __future__ import annotations
+
+import pytest
+
+from langchain_stream.policies.prices import ModelPrice, PriceTable
+
+
+def test_cost_from_usage() -> None:
+    table = PriceTable()
+    assert table.cost("gpt-4o-mini", 1_000_000, 1_000_000) == pytest.approx(0.75)
+    assert table.cost("openai/gpt-4o-mini", 2_000, 0) == pytest.approx(0.0003)
+    assert table.cost("unknown-model", 10, 10) is None
+
+
+def test_overrides_win() -> None:
+    table = PriceTable({"gpt-4o-mini": ModelPrice(input_per_mtok=1.0, output_per_mtok=2.0)})
+    assert table.cost("gpt-4o-mini", 1_000_000, 1_000_000) == pytest.approx(3.0)
