@@ -17,6 +17,9 @@ EXPECTED = {
     "agent_with_tools.py": "lookup_boiling_point",
     "router_as_subgraph.py": "answered by local",
     "routing_record_stream.py": "[done]",
+    "relay_behind_tls.py": "received over wss:",
+    "hpc_local_endpoint.py": "[batch] whole answer after",
+    "hpc_globus_endpoint.py": "skipped: this example needs a Globus Compute endpoint",
 }
 
 
