@@ -58,6 +58,10 @@ class Contender:
     ttft_ms: list[float] = field(default_factory=list)
     total_ms: list[float] = field(default_factory=list)
     requests_per_s: dict[str, float] = field(default_factory=dict)
+    router_ms: list[float] = field(default_factory=list)
+    """``stream serve`` only: the router's share, from the routing record of each answer."""
+    outside_router_ms: list[float] = field(default_factory=list)
+    """``stream serve`` only: client TTFT minus the router's own TTFT (HTTP, server, client)."""
     failures: dict[str, str] = field(default_factory=dict)
     """Per concurrency level: how many requests failed, and the first error."""
 
@@ -225,8 +229,8 @@ def _start_litellm(procs: _Processes, backend: Contender) -> Contender:
 
 async def _one(
     client: httpx.AsyncClient, who: Contender, prompt: str, max_tokens: int
-) -> tuple[float, float]:
-    """TTFT and total time (ms) of one streamed request."""
+) -> tuple[float, float, dict[str, Any] | None]:
+    """TTFT and total time (ms) of one streamed request, and its routing record if any."""
     body = {
         "model": who.model,
         "messages": [{"role": "user", "content": prompt}],
@@ -236,6 +240,7 @@ async def _one(
     }
     started = time.perf_counter()
     ttft = None
+    routing = None
     done = False
     async with client.stream(
         "POST", f"{who.base_url}/v1/chat/completions", json=body, headers=who.headers
@@ -245,16 +250,18 @@ async def _one(
             raise ConfigurationError(f"{who.name} answered {response.status_code}: {text[:300]}")
         async for line in response.aiter_lines():
             if ttft is None and line.startswith("data: {") and '"content"' in line:
-                delta = json.loads(line[6:])["choices"]
+                data = json.loads(line[6:])
+                delta = data["choices"]
                 if delta and delta[0].get("delta", {}).get("content"):
                     ttft = (time.perf_counter() - started) * 1000.0
+                    routing = data.get("routing")
             elif line.startswith("event: error") or line.startswith('data: {"error"'):
                 raise ConfigurationError(f"{who.name} sent an error event")
             done = done or line == "data: [DONE]"
     if not done:  # a stream cut short is a failed request, not a fast one
         raise ConfigurationError(f"{who.name} ended its stream without [DONE]")
     total = (time.perf_counter() - started) * 1000.0
-    return (ttft if ttft is not None else total), total
+    return (ttft if ttft is not None else total), total, routing
 
 
 async def _measure(
@@ -276,9 +283,12 @@ async def _measure(
         for run in range(runs):
             shift = run % len(contenders)
             for who in contenders[shift:] + contenders[:shift]:
-                ttft, total = await _one(client, who, next(prompts), max_tokens)
+                ttft, total, routing = await _one(client, who, next(prompts), max_tokens)
                 who.ttft_ms.append(ttft)
                 who.total_ms.append(total)
+                if routing and "tier_ttft_ms" in routing:
+                    who.router_ms.append(routing["ttft_ms"] - routing["tier_ttft_ms"])
+                    who.outside_router_ms.append(ttft - routing["ttft_ms"])
             if progress:
                 print(f"\rTTFT round {run + 1}/{runs}", end="", file=sys.stderr, flush=True)
         if progress:
@@ -329,6 +339,9 @@ def _report(contenders: list[Contender], skipped: dict[str, str], **params: Any)
             "requests_per_s": who.requests_per_s,
             "failures": who.failures,
         }
+        if who.router_ms:  # where stream serve's added time goes, within each request
+            gateways[who.name]["router_ms_p50"] = percentiles(who.router_ms)["p50"]
+            gateways[who.name]["outside_router_ms_p50"] = percentiles(who.outside_router_ms)["p50"]
     ours = gateways.get("stream serve", {}).get("added_ttft_ms_p50")
     peers = [g["added_ttft_ms_p50"] for name, g in gateways.items() if name != "stream serve"]
     return {
