@@ -16,7 +16,6 @@ graph works with ``invoke`` and inside larger graphs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -515,9 +514,11 @@ async def isolated_astream(
         try:
             async for chunk in _astream_router(state, context):
                 queue.put_nowait((False, chunk))
-        except BaseException as exc:
-            queue.put_nowait((True, exc))
+        except asyncio.CancelledError:
             raise
+        except BaseException as exc:  # handed to the consumer, which raises it
+            queue.put_nowait((True, exc))
+            return
         queue.put_nowait((True, None))
 
     task = asyncio.create_task(pump())  # a task of its own: see _astream_router
@@ -533,8 +534,9 @@ async def isolated_astream(
     finally:
         if not task.done():
             task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+            # wait() does not re-raise the task's own cancellation into this clean-up, which
+            # under anyio's repeated cancellations left the tier generating.
+            await asyncio.wait([task])
 
 
 async def _astream_router(
