@@ -7,9 +7,8 @@ from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.language_models.chat_models import agenerate_from_stream, generate_from_stream
 from langchain_core.messages import AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.runnables import RunnableConfig, ensure_config
 from pydantic import ConfigDict, Field, PrivateAttr
 
@@ -20,14 +19,14 @@ from langchain_stream.judge import ComplexityJudge, resolve_judge
 from langchain_stream.judge.shares import RoutingShares
 from langchain_stream.policies.decide import RoutingRequest
 from langchain_stream.policies.engine import PolicyEngine
-from langchain_stream.structured import OpenAIToolsPassthrough
+from langchain_stream.structured import StreamFirstChatModel
 
 
 def _default_pin() -> Tier | None:
     return get_settings().tier
 
 
-class StreamChatModel(OpenAIToolsPassthrough):
+class StreamChatModel(StreamFirstChatModel):
     """A chat model that routes each request to the local, HPC or cloud tier and streams it back.
 
     With no arguments it answers on the local tier with the embedded model; the HPC and cloud
@@ -215,24 +214,6 @@ class StreamChatModel(OpenAIToolsPassthrough):
             if run_manager:
                 await run_manager.on_llm_new_token(generation.text, chunk=generation)
             yield generation
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
-
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
 
 
 def _with_thread(config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -273,7 +273,7 @@ class _TierRun:
                 self.leading.append(chunk)  # an empty role/metadata chunk: fold it forward
                 return
             self.first_token_at = time.perf_counter()
-            chunk = self._with_record(add_ai_message_chunks(*self.leading, chunk), at_first=True)
+            chunk = self._with_record(add_ai_message_chunks(*self.leading, chunk))
             self.leading = []
         self.chunks.append(chunk)
         self.emit(chunk)
@@ -308,9 +308,9 @@ class _TierRun:
         if self.first_token_at is None:  # an empty answer: still deliver the metadata
             self.first_token_at = now
             if self.leading:
-                first = self._with_record(add_ai_message_chunks(*self.leading), at_first=True)
+                first = self._with_record(add_ai_message_chunks(*self.leading))
             else:
-                first = self._with_record(AIMessageChunk(content=""), at_first=True)
+                first = self._with_record(AIMessageChunk(content=""))
             self.chunks.append(first)
             self.emit(first)
         merged = add_ai_message_chunks(*self.chunks) if len(self.chunks) > 1 else self.chunks[0]
@@ -351,7 +351,7 @@ class _TierRun:
         """Write the answer to the ledger and the audit log (after the last token)."""
         self.engine.record(self.record, self.request, answered=True)
 
-    def _with_record(self, chunk: AIMessageChunk, *, at_first: bool) -> AIMessageChunk:
+    def _with_record(self, chunk: AIMessageChunk) -> AIMessageChunk:
         self.record.tier = self.tier
         self.record.model = _model_name(self.model)
         first = self.first_token_at or 0.0

@@ -11,13 +11,16 @@ from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any, Literal
 
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage
+from langchain_core.language_models.chat_models import agenerate_from_stream, generate_from_stream
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.output_parsers.openai_tools import (
     JsonOutputKeyToolsParser,
     PydanticToolsParser,
 )
+from langchain_core.outputs import ChatResult
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
@@ -122,10 +125,29 @@ def openai_tool_choice(
     return {"type": "function", "function": {"name": tool_choice}}
 
 
-class OpenAIToolsPassthrough(BaseChatModel):
-    """``bind_tools`` / ``with_structured_output`` for chat models that hand OpenAI-format
-    ``tools``, ``tool_choice`` and ``response_format`` on to whatever answers (a tier, a
-    worker's backend)."""
+class StreamFirstChatModel(BaseChatModel):
+    """Base of the package's chat models: they implement ``_stream``/``_astream`` only (invoke
+    is derived from the stream), and hand OpenAI-format ``tools``, ``tool_choice`` and
+    ``response_format`` on to whatever answers (a llama.cpp grammar, a tier, a worker's
+    backend)."""
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
 
     def bind_tools(
         self,

@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models.chat_models import agenerate_from_stream, generate_from_stream
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.messages.utils import convert_to_openai_messages
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGenerationChunk
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 
 from langchain_stream._threads import iterate_async
@@ -57,7 +56,7 @@ from langchain_stream.hpc.worker import hpc_worker
 from langchain_stream.relay.client import DEFAULT_COALESCE_S, ConsumerClient
 from langchain_stream.relay.protocol import new_channel_key
 from langchain_stream.relay.tokens import DEFAULT_TOKEN_TTL_S, mint_channel_tokens, new_channel_id
-from langchain_stream.structured import OpenAIToolsPassthrough, openai_tool_choice
+from langchain_stream.structured import StreamFirstChatModel, openai_tool_choice
 from langchain_stream.tiers.embedded import EMBEDDED_MODEL_NAME
 
 LOCAL_ENDPOINT_ID = "local"
@@ -73,7 +72,7 @@ def _settings_value(name: str) -> Callable[[], Any]:
     return lambda: getattr(get_settings(), name)
 
 
-class ChatHPC(OpenAIToolsPassthrough):
+class ChatHPC(StreamFirstChatModel):
     """A chat model on an HPC cluster: Globus Compute dispatches, a WebSocket relay streams.
 
     Construction does no I/O; the Globus Compute executor is built on first use (it may ask
@@ -478,24 +477,6 @@ class ChatHPC(OpenAIToolsPassthrough):
             if run_manager:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
-
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
 
 
 # --------------------------------------------------------------------------- helpers

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -19,13 +18,13 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.messages.ai import UsageMetadata
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGenerationChunk
 from pydantic import Field, PrivateAttr
 
 from langchain_stream._threads import aiter_in_thread
 from langchain_stream.config import get_settings
 from langchain_stream.errors import InvalidRequestError
-from langchain_stream.structured import OpenAIToolsPassthrough
+from langchain_stream.structured import StreamFirstChatModel
 from langchain_stream.tiers import tool_calls
 from langchain_stream.tiers.embedded import embedded_model_path
 from langchain_stream.tiers.llama_runtime import GenerationStats, LlamaModel, load_model
@@ -55,7 +54,7 @@ def _default_n_threads() -> int | None:
     return get_settings().local_n_threads
 
 
-class ChatLocal(OpenAIToolsPassthrough):
+class ChatLocal(StreamFirstChatModel):
     """A chat model on llama.cpp, in process: real token streaming, sync and async, and tools.
 
     With no arguments it runs the embedded SmolLM2-135M-Instruct GGUF (no download). Any other
@@ -160,15 +159,6 @@ class ChatLocal(OpenAIToolsPassthrough):
 
     # --- generation --------------------------------------------------------------------------
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
-
     def _stream(
         self,
         messages: list[BaseMessage],
@@ -195,16 +185,6 @@ class ChatLocal(OpenAIToolsPassthrough):
             if run_manager:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
-
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        chunks = [c async for c in self._astream(messages, stop, run_manager, **kwargs)]
-        return generate_from_stream(iter(chunks))
 
     def _iter_chunks(
         self,
