@@ -172,6 +172,9 @@ class Settings(BaseSettings):
     """How long an open breaker keeps its tier out of routing."""
     health_cache_s: float = Field(default=30.0, gt=0)
     """How long a tier's readiness check result is reused."""
+    continue_after_mid_stream_failure: bool = False
+    """When a tier fails after its first token, continue the answer on the next tier, with the
+    partial answer as context, after an explicit event in the stream (else: raise)."""
 
     # --- serving (``stream serve``) -----------------------------------------------------------
     server_host: str = "127.0.0.1"

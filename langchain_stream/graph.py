@@ -16,14 +16,16 @@ graph works with ``invoke`` and inside larger graphs.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
+    AIMessage,
     AIMessageChunk,
     AnyMessage,
     BaseMessage,
@@ -112,6 +114,8 @@ class RouterState(TypedDict):
     summary: NotRequired[dict[str, Any] | None]
     """The older turns' summary (:class:`~langchain_stream.context.ConversationSummary`),
     kept with the conversation by a checkpointer and extended as the conversation grows."""
+    partial: NotRequired[str | None]
+    """The answer a tier left unfinished, which the next tier continues (when configured)."""
 
 
 @lru_cache(maxsize=1)
@@ -133,10 +137,15 @@ def _context() -> RouterContext:
     return context if context is not None else RouterContext()
 
 
-# --- nodes -------------------------------------------------------------------------------------
+# --- the router's steps ------------------------------------------------------------------
+#
+# Each step takes the state and the run's context and returns a state update. The compiled graph
+# runs them as nodes (the context then comes from LangGraph's runtime); `StreamChatModel` walks
+# the same steps along the same edges directly when no checkpointer is involved (see
+# `_astream_router`).
 
 
-def compress(state: RouterState) -> dict[str, Any]:
+def compress(state: RouterState, context: RouterContext | None = None) -> dict[str, Any]:
     """Prepare what fitting the history needs for any tier: the conversation's summary,
     checked against the history (DESIGN §5). Each tier node then fits the history to its own
     window, so a fallback to another tier refits it."""
@@ -148,11 +157,11 @@ def compress(state: RouterState) -> dict[str, Any]:
     }
 
 
-def judge(state: RouterState) -> dict[str, Any]:
+def judge(state: RouterState, context: RouterContext | None = None) -> dict[str, Any]:
     """Judge the current query; a pinned request skips the judge."""
     if state.get("tier") is not None:
         return {}
-    context = _context()
+    context = context or _context()
     record = RoutingRecord.model_validate(state.get("record", {}))
     query, earlier = _query_and_context(state["messages"])
     judgment = context.complexity_judge().judge(query, earlier)
@@ -163,9 +172,9 @@ def judge(state: RouterState) -> dict[str, Any]:
     return {"record": record.model_dump(mode="json", exclude_none=True)}
 
 
-def route(state: RouterState) -> dict[str, Any]:
+def route(state: RouterState, context: RouterContext | None = None) -> dict[str, Any]:
     """Order the candidate tiers: the judge's class (or the pin) under the routing policies."""
-    context = _context()
+    context = context or _context()
     models = context.models()
     record = RoutingRecord.model_validate(state.get("record", {}))
     request = context.request
@@ -201,12 +210,12 @@ def route(state: RouterState) -> dict[str, Any]:
     }
 
 
-def fallback(state: RouterState) -> dict[str, Any]:
-    """Drop the tier that failed before its first token; give up when none is left."""
+def fallback(state: RouterState, context: RouterContext | None = None) -> dict[str, Any]:
+    """Drop the tier that failed; give up when none is left."""
     remaining = state.get("candidates", [])[1:]
     record = RoutingRecord.model_validate(state.get("record", {}))
     if not remaining:
-        context = _context()
+        context = context or _context()
         context.policy_engine().record(record, context.request, answered=False)
         attempts = [a.model_dump() for a in record.tiers_tried]
         raise NoTierAvailableError(
@@ -215,6 +224,24 @@ def fallback(state: RouterState) -> dict[str, Any]:
         )
     record.reason = "fallback"
     return {"candidates": remaining, "record": record.model_dump(mode="json", exclude_none=True)}
+
+
+async def _acompress(state: RouterState, context: RouterContext) -> dict[str, Any]:
+    return compress(state, context)
+
+
+async def _ajudge(state: RouterState, context: RouterContext) -> dict[str, Any]:
+    return judge(state, context)
+
+
+async def _aroute(state: RouterState, context: RouterContext) -> dict[str, Any]:
+    if context.policy_engine().reads_store(context.request, list(context.models())):
+        return await asyncio.to_thread(route, state, context)  # database reads: off the loop
+    return route(state, context)
+
+
+async def _afallback(state: RouterState, context: RouterContext) -> dict[str, Any]:
+    return await asyncio.to_thread(fallback, state, context)  # may write the audit log
 
 
 def route_to_tier(state: RouterState) -> Tier | Literal["fallback"]:
@@ -228,37 +255,103 @@ def route_after_tier(state: RouterState) -> Literal["fallback", "__end__"]:
     return FALLBACK if state.get("failed") else END
 
 
-class _TierRun:
-    """The per-chunk bookkeeping of one tier call, shared by the sync and async nodes."""
+Step = Callable[[RouterState, RouterContext], dict[str, Any]]
+AsyncStep = Callable[[RouterState, RouterContext], Awaitable[dict[str, Any]]]
 
-    def __init__(self, tier: Tier, context: RouterContext, record: RoutingRecord) -> None:
-        self.tier, self.record, self.started = tier, record, context.started_at
+# The steps before and between the tiers, sync and async (the async ones keep database work
+# off the event loop).
+STEPS: dict[str, tuple[Step, AsyncStep]] = {
+    COMPRESS: (compress, _acompress),
+    JUDGE: (judge, _ajudge),
+    ROUTE: (route, _aroute),
+    FALLBACK: (fallback, _afallback),
+}
+
+# Where each node leads: the graph's edges, also walked by the direct runner.
+NEXT: dict[str, Callable[[RouterState], str]] = {
+    COMPRESS: lambda _: JUDGE,
+    JUDGE: lambda _: ROUTE,
+    ROUTE: route_to_tier,
+    FALLBACK: route_to_tier,
+    **{tier: route_after_tier for tier in TIERS},
+}
+
+# Sent to the next tier when it continues an answer the previous tier left unfinished.
+CONTINUE_PROMPT = (
+    "Your previous answer was cut off. Continue it from exactly where it stopped, "
+    "without repeating any of it."
+)
+
+
+class _TierRun:
+    """One tier call: fit the history, stream the tier's chunks with the routing record, turn a
+    failure into a fallback, an explicit event or an error. Used by the graph's tier nodes and
+    by the direct runner alike."""
+
+    def __init__(self, tier: Tier, context: RouterContext, state: RouterState) -> None:
+        self.tier, self.started = tier, context.started_at
+        self.record = RoutingRecord.model_validate(state.get("record", {}))
         self.models = context.models()
         self.model = self.models[tier]
         self.engine, self.request = context.policy_engine(), context.request
-        self.history: list[BaseMessage] | None = None
-        self.emit = get_stream_writer()
+        self.kwargs = context.call_kwargs
+        self.candidates = state.get("candidates", [])
+        # A continuation: the previous tier's partial answer is context, and this tier's record
+        # travels under its own key (merging two records under one key would garble both).
+        self.prefix = state.get("partial") or ""
+        self.key = "routing_continuation" if self.prefix else "routing"
+        self.history: list[BaseMessage] = list(state["messages"])
+        if self.prefix:
+            self.history += [AIMessage(content=self.prefix), HumanMessage(content=CONTINUE_PROMPT)]
         self.chunks: list[AIMessageChunk] = []
         self.leading: list[AIMessageChunk] = []
         self.first_token_at: float | None = None
         self.called_at = time.perf_counter()  # the tier is called right after this
         self.kept: dict[str, Any] = {}  # state that outlives this tier call (the summary)
+        self.update: dict[str, Any] = {}
+        """The state update, once the stream is over."""
 
-    def fit(self, state: RouterState, kwargs: dict[str, Any]) -> list[BaseMessage]:
-        """Fit the history to this tier's window (DESIGN §5); keep a summary it extended."""
-        return self._fit(TierFitter.for_tier(self.tier, self.models, kwargs, get_settings()), state)
+    def stream(self, state: RouterState) -> Iterator[AIMessageChunk]:
+        """The chunks to pass on; :attr:`update` is set when it ends."""
+        try:
+            history = self._fit(self._fitter(), state)
+            for chunk in self.model.stream(history, **self.kwargs):
+                if (out := self._on_chunk(chunk)) is not None:  # type: ignore[arg-type]
+                    yield out
+        except Exception as exc:
+            yield from self._on_error(exc)
+            return
+        yield from self._finish()
+        self._persist()
 
-    async def afit(self, state: RouterState, kwargs: dict[str, Any]) -> list[BaseMessage]:
-        """:meth:`fit` for the async node: counting and summarizing run off the event loop."""
-        fitter = TierFitter.for_tier(self.tier, self.models, kwargs, get_settings())
-        if fitter.fits_outright(self.history or []):
-            return self._fit(fitter, state)
-        return await asyncio.to_thread(self._fit, fitter, state)
+    async def astream(self, state: RouterState) -> AsyncIterator[AIMessageChunk]:
+        """:meth:`stream` for async callers: counting, summarizing and database writes run
+        off the event loop."""
+        try:
+            fitter = self._fitter()
+            if fitter.fits_outright(self.history):
+                history = self._fit(fitter, state)
+            else:
+                history = await asyncio.to_thread(self._fit, fitter, state)
+            async for chunk in self.model.astream(history, **self.kwargs):
+                if (out := self._on_chunk(chunk)) is not None:  # type: ignore[arg-type]
+                    yield out
+        except Exception as exc:
+            for event in self._on_error(exc):
+                yield event
+            return
+        for out in self._finish():
+            yield out
+        await asyncio.to_thread(self._persist)
+
+    def _fitter(self) -> TierFitter:
+        return TierFitter.for_tier(self.tier, self.models, self.kwargs, get_settings())
 
     def _fit(self, fitter: TierFitter, state: RouterState) -> list[BaseMessage]:
+        """Fit the history to this tier's window (DESIGN §5); keep a summary it extended."""
         stored = state.get("summary")
         summary = ConversationSummary.model_validate(stored) if stored else None
-        outcome = fitter.fit(self.history or [], summary)
+        outcome = fitter.fit(self.history, summary)
         self.record.compression = outcome.report
         if outcome.summary_changed and outcome.summary is not None:
             self.kept["summary"] = outcome.summary.model_dump()
@@ -266,44 +359,68 @@ class _TierRun:
         self.called_at = time.perf_counter()  # the tier's own TTFT starts after fitting
         return self.history
 
-    def on_chunk(self, chunk: AIMessageChunk) -> None:
-        """Pass a chunk on; the first one with content carries the routing record."""
+    def _on_chunk(self, chunk: AIMessageChunk) -> AIMessageChunk | None:
+        """The chunk to pass on (the first with content carries the routing record)."""
         if self.first_token_at is None:
             if not (chunk.content or chunk.tool_call_chunks):
                 self.leading.append(chunk)  # an empty role/metadata chunk: fold it forward
-                return
+                return None
             self.first_token_at = time.perf_counter()
             chunk = self._with_record(add_ai_message_chunks(*self.leading, chunk))
             self.leading = []
         self.chunks.append(chunk)
-        self.emit(chunk)
+        return chunk
 
-    def on_error(self, exc: BaseException) -> dict[str, Any]:
-        """Turn a failure into a fallback update, or raise when tokens were already sent."""
+    def _on_error(self, exc: Exception) -> Iterator[AIMessageChunk]:
+        """Before the first token: a fallback update. After it: an explicit event in the
+        stream, then either a continuation on the next tier (when configured) or the error."""
         if not isinstance(exc, InvalidRequestError | ContextOverflowError):  # not the tier's fault
             self.engine.health.breaker(self.tier).record_failure()
-        if self.first_token_at is not None:
-            partial = "".join(c.text for c in self.chunks)
-            # An explicit event in the stream, then the error: never another tier's answer
-            # glued onto this partial one.
-            event = {"type": "mid_stream_failure", "tier": self.tier, "error": _describe(exc)}
-            self.emit(AIMessageChunk(content="", response_metadata={"routing_event": event}))
-            self.record.tiers_tried[-1] = TierAttempt(tier=self.tier, error=_describe(exc))
-            self.engine.record(self.record, self.request, answered=False)
+        if self.first_token_at is None:
+            self.record.tiers_tried.append(TierAttempt(tier=self.tier, error=_describe(exc)))
+            self.update = {
+                "failed": True,
+                "record": self.record.model_dump(mode="json", exclude_none=True),
+                **self.kept,
+            }
+            return
+        partial = self.prefix + "".join(c.text for c in self.chunks)
+        successor = self._successor()
+        event: dict[str, Any] = {
+            "type": "mid_stream_failure",
+            "tier": self.tier,
+            "error": _describe(exc),
+        }
+        if successor is not None:
+            event["continues_on"] = successor
+        yield AIMessageChunk(content="", response_metadata={f"{self.key}_event": event})
+        self.record.tiers_tried[-1] = TierAttempt(tier=self.tier, error=_describe(exc))
+        self.engine.record(self.record, self.request, answered=False)
+        if successor is None:
             raise MidStreamError(
                 f"the {self.tier} tier failed mid-answer: {exc}",
                 tier=self.tier,
                 partial_text=partial,
             ) from exc
-        self.record.tiers_tried.append(TierAttempt(tier=self.tier, error=_describe(exc)))
-        return {
+        self.update = {
             "failed": True,
+            "partial": partial,
             "record": self.record.model_dump(mode="json", exclude_none=True),
             **self.kept,
         }
 
-    def finish(self) -> dict[str, Any]:
-        """Emit the closing chunk and return the node's state update."""
+    def _successor(self) -> Tier | None:
+        """The tier that continues a broken answer: only when configured, only once, and
+        only for text (half a tool call cannot be continued)."""
+        if not get_settings().continue_after_mid_stream_failure or self.prefix:
+            return None
+        if any(c.tool_call_chunks for c in self.chunks):
+            return None
+        remaining = self.candidates[1:]
+        return remaining[0] if remaining else None
+
+    def _finish(self) -> Iterator[AIMessageChunk]:
+        """The closing chunk(s); sets the node's state update."""
         now = time.perf_counter()
         if self.first_token_at is None:  # an empty answer: still deliver the metadata
             self.first_token_at = now
@@ -312,7 +429,7 @@ class _TierRun:
             else:
                 first = self._with_record(AIMessageChunk(content=""))
             self.chunks.append(first)
-            self.emit(first)
+            yield first
         merged = add_ai_message_chunks(*self.chunks) if len(self.chunks) > 1 else self.chunks[0]
         usage = merged.usage_metadata or self._estimated_usage()
         self.record.duration_ms = round((now - self.started) * 1000.0, 3)
@@ -326,13 +443,16 @@ class _TierRun:
         self.engine.price_answer(self.record, _model_name(cloud) if cloud is not None else None)
         closing = AIMessageChunk(
             content="",
-            response_metadata={"routing": self.record.final_chunk_metadata()},
+            response_metadata={self.key: self.record.final_chunk_metadata()},
         )
-        self.emit(closing)
+        yield closing
         message = message_chunk_to_message(merged + closing)
-        return {
+        if self.prefix:  # the whole answer: what the failed tier wrote, then this tier's part
+            message = message.model_copy(update={"content": self.prefix + message.text})
+        self.update = {
             "messages": [message],
             "failed": False,
+            "partial": None,
             "record": self.record.model_dump(mode="json", exclude_none=True),
             **self.kept,
         }
@@ -340,14 +460,12 @@ class _TierRun:
     def _estimated_usage(self) -> dict[str, int] | None:
         """Usage for tiers that stream none (some OpenAI-compatible servers): the prompt by
         LangChain's approximate count, the answer by its chunks (about one token each)."""
-        if self.history is None:
-            return None
         output = sum(1 for c in self.chunks if c.content or c.tool_call_chunks)
         prompt = count_tokens_approximately(self.history)
         self.record.usage_estimated = True
         return {"input_tokens": prompt, "output_tokens": output, "total_tokens": prompt + output}
 
-    def persist(self) -> None:
+    def _persist(self) -> None:
         """Write the answer to the ledger and the audit log (after the last token)."""
         self.engine.record(self.record, self.request, answered=True)
 
@@ -358,7 +476,7 @@ class _TierRun:
         self.record.ttft_ms = round((first - self.started) * 1000.0, 3)
         self.record.tier_ttft_ms = round((first - self.called_at) * 1000.0, 3)
         self.record.tiers_tried.append(TierAttempt(tier=self.tier))
-        metadata = {**chunk.response_metadata, "routing": self.record.first_chunk_metadata()}
+        metadata = {**chunk.response_metadata, self.key: self.record.first_chunk_metadata()}
         return chunk.model_copy(update={"response_metadata": metadata})
 
 
@@ -374,63 +492,39 @@ def _model_name(model: BaseChatModel) -> str:
     return type(model).__name__
 
 
-def _start(state: RouterState, tier: Tier) -> tuple[_TierRun, list[BaseMessage], dict[str, Any]]:
-    context = _context()
-    record = RoutingRecord.model_validate(state.get("record", {}))
-    run = _TierRun(tier, context, record)
-    run.history = list(state["messages"])
-    return run, run.history, context.call_kwargs
+# --- the compiled graph ----------------------------------------------------------------------
 
 
 def _tier_node(tier: Tier) -> RunnableCallable:
-    """A node that streams the answer of ``tier``, falling back on an early failure."""
+    """A node that streams the answer of ``tier`` through LangGraph's custom stream."""
 
     def run(state: RouterState) -> dict[str, Any]:
-        run_, history, kwargs = _start(state, tier)
-        try:
-            history = run_.fit(state, kwargs)
-            for chunk in run_.model.stream(history, **kwargs):
-                run_.on_chunk(chunk)  # type: ignore[arg-type]
-        except Exception as exc:
-            return run_.on_error(exc)
-        update = run_.finish()
-        run_.persist()
-        return update
+        emit, tier_run = get_stream_writer(), _TierRun(tier, _context(), state)
+        for chunk in tier_run.stream(state):
+            emit(chunk)
+        return tier_run.update
 
     async def arun(state: RouterState) -> dict[str, Any]:
-        run_, history, kwargs = _start(state, tier)
-        try:
-            history = await run_.afit(state, kwargs)
-            async for chunk in run_.model.astream(history, **kwargs):
-                run_.on_chunk(chunk)  # type: ignore[arg-type]
-        except Exception as exc:
-            return run_.on_error(exc)
-        update = run_.finish()
-        await asyncio.to_thread(run_.persist)  # a database write: off the event loop
-        return update
+        emit, tier_run = get_stream_writer(), _TierRun(tier, _context(), state)
+        async for chunk in tier_run.astream(state):
+            emit(chunk)
+        return tier_run.update
 
     return RunnableCallable(run, arun, name=tier, trace=False)
 
 
-def _inline(node: Callable[[RouterState], dict[str, Any]]) -> RunnableCallable:
-    """A quick node that also runs inline under ``astream`` (LangGraph would otherwise hand a
+def _step_node(name: str) -> RunnableCallable:
+    """A step as a node; it runs inline under ``astream`` too (LangGraph would otherwise hand a
     plain function to a worker thread, a costly hop for microseconds of work)."""
+    step, astep = STEPS[name]
+
+    def run(state: RouterState) -> dict[str, Any]:
+        return step(state, _context())
 
     async def arun(state: RouterState) -> dict[str, Any]:
-        return node(state)
+        return await astep(state, _context())
 
-    return RunnableCallable(node, arun, name=node.__name__, trace=False)
-
-
-async def _aroute(state: RouterState) -> dict[str, Any]:
-    context = _context()
-    if context.policy_engine().reads_store(context.request, list(context.models())):
-        return await asyncio.to_thread(route, state)  # database reads: off the event loop
-    return route(state)
-
-
-async def _afallback(state: RouterState) -> dict[str, Any]:
-    return await asyncio.to_thread(fallback, state)  # may write the audit log
+    return RunnableCallable(run, arun, name=name, trace=False)
 
 
 def _query_and_context(messages: Sequence[BaseMessage]) -> tuple[str, list[str]]:
@@ -446,19 +540,16 @@ def _query_and_context(messages: Sequence[BaseMessage]) -> tuple[str, list[str]]
 def build_router_graph() -> StateGraph:
     """The router graph, uncompiled (for embedding as a subgraph or adding a checkpointer)."""
     graph = StateGraph(RouterState, context_schema=RouterContext)
-    graph.add_node(COMPRESS, _inline(compress))
-    graph.add_node(JUDGE, _inline(judge))
-    graph.add_node(ROUTE, RunnableCallable(route, _aroute, name=ROUTE, trace=False))
-    graph.add_node(FALLBACK, RunnableCallable(fallback, _afallback, name=FALLBACK, trace=False))
+    for name in STEPS:
+        graph.add_node(name, _step_node(name))
     for tier in TIERS:
         graph.add_node(tier, _tier_node(tier))
-        graph.add_conditional_edges(tier, route_after_tier, {END: END, FALLBACK: FALLBACK})
-    tier_map: dict[Any, str] = {tier: tier for tier in TIERS} | {FALLBACK: FALLBACK}
+        graph.add_conditional_edges(tier, NEXT[tier], {END: END, FALLBACK: FALLBACK})
     graph.add_edge(START, COMPRESS)
-    graph.add_edge(COMPRESS, JUDGE)
-    graph.add_edge(JUDGE, ROUTE)
-    graph.add_conditional_edges(ROUTE, route_to_tier, tier_map)
-    graph.add_conditional_edges(FALLBACK, route_to_tier, {t: t for t in TIERS})
+    graph.add_edge(COMPRESS, NEXT[COMPRESS]({}))  # type: ignore[arg-type]
+    graph.add_edge(JUDGE, NEXT[JUDGE]({}))  # type: ignore[arg-type]
+    graph.add_conditional_edges(ROUTE, NEXT[ROUTE], {t: t for t in (*TIERS, FALLBACK)})
+    graph.add_conditional_edges(FALLBACK, NEXT[FALLBACK], {t: t for t in TIERS})
     return graph
 
 
@@ -486,22 +577,82 @@ def _conversation_graph(url: str | None) -> CompiledStateGraph:
     return build_router_graph().compile(checkpointer=checkpointer, name="langchain-stream-router")
 
 
-# --- running the router as a graph of its own ----------------------------------------------
+# --- running the router for StreamChatModel ----------------------------------------------
 #
 # When StreamChatModel is called inside another runnable or graph, the caller's config sits in
-# a context variable that LangGraph merges into the router's (callbacks and `configurable`
-# included): the caller would then see the tier's tokens a second time, and LangGraph would
-# treat the router as the caller's subgraph. The router therefore runs in a context where no
-# parent config is set; StreamChatModel reports its own tokens to the caller. Both entry points
-# run the graph asynchronously: its sync runner starts threads for every request.
+# a context variable that LangChain merges into every run started below (callbacks and
+# `configurable` included): the caller would then see the tier's tokens a second time, and
+# LangGraph would treat the router as the caller's subgraph. The router therefore runs in a
+# context where no parent config is set; StreamChatModel reports its own tokens to the caller.
+#
+# A request without a conversation id needs nothing a checkpointer keeps, so the router's steps
+# run directly along the graph's edges (`NEXT`): the same functions the graph's nodes run, but
+# without the per-superstep work of LangGraph's runtime, which costs more than the router's whole
+# TTFT budget. A conversation runs through the compiled graph and its checkpointer, which
+# keeps its summary.
+
+
+def _merge(state: RouterState, update: dict[str, Any]) -> RouterState:
+    """Apply a step's update as the graph's channels would (``messages`` by its reducer)."""
+    merged: dict[str, Any] = {**state, **update}
+    if "messages" in update:
+        merged["messages"] = add_messages(state["messages"], update["messages"])
+    return merged  # type: ignore[return-value]
+
+
+def _direct_stream(state: RouterState, context: RouterContext) -> Iterator[AIMessageChunk]:
+    node = COMPRESS
+    while node != END:
+        if node in STEPS:
+            update = STEPS[node][0](state, context)
+        else:
+            tier_run = _TierRun(node, context, state)  # type: ignore[arg-type]
+            yield from tier_run.stream(state)
+            update = tier_run.update
+        state = _merge(state, update)
+        node = NEXT[node](state)
+
+
+async def _direct_astream(
+    state: RouterState, context: RouterContext
+) -> AsyncIterator[AIMessageChunk]:
+    node = COMPRESS
+    while node != END:
+        if node in STEPS:
+            update = await STEPS[node][1](state, context)
+        else:
+            tier_run = _TierRun(node, context, state)  # type: ignore[arg-type]
+            async for chunk in tier_run.astream(state):
+                yield chunk
+            update = tier_run.update
+        state = _merge(state, update)
+        node = NEXT[node](state)
 
 
 def isolated_stream(state: RouterState, context: RouterContext) -> Iterator[AIMessageChunk]:
-    """Run the router for a synchronous caller: the async path, on the background loop.
+    """Run the router for a synchronous caller, detached from the caller's context."""
+    if context.request.conversation_id is not None:
+        # The graph runs asynchronously on the background loop, whose thread has a context of
+        # its own: LangGraph's sync runner starts threads for every request.
+        return iterate_async(lambda: _astream_router(state, context))
+    isolated = contextvars.copy_context()
+    isolated.run(var_child_runnable_config.set, None)
+    return _iterate_in(isolated, _direct_stream(state, context))
 
-    The loop thread has a context of its own, so no caller config leaks in.
-    """
-    return iterate_async(lambda: _astream_router(state, context))
+
+def _iterate_in(
+    isolated: contextvars.Context, chunks: Iterator[AIMessageChunk]
+) -> Iterator[AIMessageChunk]:
+    """Each step of ``chunks`` runs in ``isolated``."""
+    try:
+        while True:
+            try:
+                chunk = isolated.run(next, chunks)
+            except StopIteration:
+                return
+            yield chunk
+    finally:
+        isolated.run(chunks.close)  # type: ignore[attr-defined]
 
 
 async def isolated_astream(
@@ -547,12 +698,13 @@ async def _astream_router(
     var_child_runnable_config.set(None)
     thread = context.request.conversation_id
     if thread is None:
-        graph, options = router_graph(), {}
-    else:
-        # The caller sends the whole conversation each time (a chat model's contract): it
-        # replaces the saved messages; the saved summary stays. One checkpoint per request.
-        state = {**state, "messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES), *state["messages"]]}
-        config = {"configurable": {"thread_id": thread}}
-        graph, options = conversation_graph(), {"config": config, "durability": "exit"}
+        async for chunk in _direct_astream(state, context):
+            yield chunk
+        return
+    # The caller sends the whole conversation each time (a chat model's contract): it replaces
+    # the saved messages; the saved summary stays. One checkpoint per request.
+    state = {**state, "messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES), *state["messages"]]}
+    config = {"configurable": {"thread_id": thread}}
+    graph, options = conversation_graph(), {"config": config, "durability": "exit"}
     async for chunk in graph.astream(state, context=context, stream_mode="custom", **options):
         yield chunk

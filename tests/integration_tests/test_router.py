@@ -7,15 +7,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
+from pydantic import Field
 
 from langchain_stream import ChatLocal, StreamChatModel
+from langchain_stream.config import get_settings
 from langchain_stream.errors import InvalidRequestError, MidStreamError, NoTierAvailableError
+from langchain_stream.graph import router_graph
 
 
 def _closed_port() -> int:
@@ -149,6 +152,118 @@ def test_failure_mid_stream_is_never_glued_to_another_answer(local_model: ChatLo
     assert event["type"] == "mid_stream_failure"
     assert event["tier"] == "local"
     assert "tier connection lost" in event["error"]
+
+
+class RecordsItsInput(ChatLocal):
+    """The real local tier, keeping the messages it was asked to continue."""
+
+    received: list[list[BaseMessage]] = Field(default_factory=list)
+
+    def _iter_chunks(
+        self, messages: list[BaseMessage], *args: Any, **kwargs: Any
+    ) -> Iterator[ChatGenerationChunk]:
+        self.received.append(list(messages))
+        yield from super()._iter_chunks(messages, *args, **kwargs)
+
+
+@pytest.fixture
+def continuing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAM_CONTINUE_AFTER_MID_STREAM_FAILURE", "true")
+    get_settings.cache_clear()
+
+
+def _continuing_router() -> tuple[StreamChatModel, RecordsItsInput]:
+    # A LOW query: local first, then the next tier in LOW's order continues the answer.
+    successor = RecordsItsInput(temperature=0.0, max_tokens=16, received=[])
+    router = StreamChatModel(
+        local=FailsMidStream(temperature=0.0, max_tokens=48),
+        cloud=successor,
+        judge="keyword",
+    )
+    return router, successor
+
+
+def _check_continuation(received: list[AIMessageChunk], successor: RecordsItsInput) -> None:
+    events = [c for c in received if "routing_event" in c.response_metadata]
+    assert len(events) == 1
+    event = events[0].response_metadata["routing_event"]
+    assert event["type"] == "mid_stream_failure"
+    assert (event["tier"], event["continues_on"]) == ("local", "cloud")
+    cut = received.index(events[0])
+    partial = "".join(c.text for c in received[:cut])
+    assert len(received[:cut]) == 3 and partial  # the local tier's three chunks came first
+    after = received[cut + 1 :]
+    assert "".join(c.text for c in after).strip()  # the successor wrote the rest
+    assert "routing" not in after[0].response_metadata  # never a second record under one key
+    # The successor saw the partial answer as its own earlier turn, then the request to go on.
+    asked = successor.received[-1]
+    assert isinstance(asked[-2], AIMessage) and asked[-2].text == partial
+    assert isinstance(asked[-1], HumanMessage) and "Continue" in asked[-1].text
+    whole = _merge(received)
+    assert whole.text.startswith(partial)
+    first, second = (
+        whole.response_metadata["routing"],
+        whole.response_metadata["routing_continuation"],
+    )
+    assert first["tier"] == "local"
+    assert second["tier"] == "cloud" and second["reason"] == "fallback"
+    assert second["tiers_tried"][0]["tier"] == "local"
+    assert "tier connection lost" in second["tiers_tried"][0]["error"]
+    assert second["usage"]["output_tokens"] > 0  # the successor's closing chunk, its own key
+
+
+@pytest.mark.usefixtures("continuing", "local_model")
+def test_a_broken_answer_continues_on_the_next_tier_when_configured() -> None:
+    router, successor = _continuing_router()
+    _check_continuation(list(router.stream("What is the capital of France?")), successor)
+    result = router.invoke("What is the capital of Spain?")
+    assert result.response_metadata["routing_continuation"]["tier"] == "cloud"
+    assert result.response_metadata["routing_event"]["continues_on"] == "cloud"
+
+
+@pytest.mark.usefixtures("continuing", "local_model")
+async def test_a_broken_answer_continues_on_the_next_tier_async() -> None:
+    router, successor = _continuing_router()
+    received = [chunk async for chunk in router.astream("What is the capital of Italy?")]
+    _check_continuation(received, successor)
+
+
+@pytest.mark.usefixtures("continuing", "local_model")
+def test_with_no_tier_left_a_broken_answer_is_still_an_error() -> None:
+    router = StreamChatModel(local=FailsMidStream(temperature=0.0, max_tokens=48), tier="local")
+    received: list[AIMessageChunk] = []
+    with pytest.raises(MidStreamError):
+        for chunk in router.stream("Tell me about lakes."):
+            received.append(chunk)
+    event = received[-1].response_metadata["routing_event"]
+    assert "continues_on" not in event
+
+
+def _graph_run(router: StreamChatModel, question: str) -> list[AIMessageChunk]:
+    """The same request through the compiled LangGraph graph (LangGraph's own runtime)."""
+    state, context = router._router_input([HumanMessage(question)], None, {}, {})
+    return list(router_graph().stream(state, context=context, stream_mode="custom"))
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["What is the capital of France?", "Prove that there are infinitely many primes."],
+)
+def test_direct_steps_and_the_compiled_graph_route_alike(
+    local_model: ChatLocal, question: str
+) -> None:
+    # A HIGH question tries the (unreachable) cloud first and falls back: both paths must take
+    # the same edges, write the same record and stream the same answer.
+    router = StreamChatModel(local=local_model, cloud=unreachable_cloud(), judge="keyword")
+    direct, graph = list(router.stream(question)), _graph_run(router, question)
+    records = [_merge(run).response_metadata["routing"] for run in (direct, graph)]
+    volatile = {"ttft_ms", "tier_ttft_ms", "judge_ms", "duration_ms", "tokens_per_s"}
+    assert [{k: v for k, v in r.items() if k not in volatile} for r in records[1:]] == [
+        {k: v for k, v in records[0].items() if k not in volatile}
+    ]
+    assert "".join(c.text for c in direct) == "".join(c.text for c in graph)
+    # (langchain-core's stream adds an empty closing chunk of its own, so count the tokens)
+    assert [c.text for c in direct if c.text] == [c.text for c in graph if c.text]
 
 
 def test_works_inside_an_lcel_chain(router: StreamChatModel) -> None:
