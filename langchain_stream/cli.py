@@ -415,6 +415,126 @@ def bench_serve(
     _report(result, as_json)
 
 
+@bench_app.command("judge")
+def bench_judge(
+    eval_file: Annotated[
+        Path | None,
+        typer.Option("--eval", help="Labeled JSON Lines (default: data/complexity/test.jsonl)."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--judge", help="Judge to use (default: the configured one).")
+    ] = None,
+    target: Annotated[
+        str, typer.Option(help="Class shares LOW,MEDIUM,HIGH to compare with, in percent.")
+    ] = "60,25,15",
+    seed: Annotated[int, typer.Option(help="Seed of the target-mix sample.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
+) -> None:
+    """The judge on the held-out split: quality, latency per query, and the share per tier."""
+    from langchain_stream.bench.judge import run_judge_bench
+
+    try:
+        result = run_judge_bench(
+            eval_file=eval_file, judge=name, target=target, seed=seed, progress=not as_json
+        )
+    except (StreamError, ValueError, OSError) as exc:
+        raise _fail(exc) from exc
+    _report(result, as_json)
+
+
+@bench_app.command(
+    "all",
+    help="Every benchmark in turn, one JSON report (OUT/report.json) and PNG plots; exits 1 if "
+    "any benchmark failed.\n\nAt the default sizes (each `stream bench` command's defaults, the "
+    "relay at 1, 10, 50, 200 and 500 streams) this takes about 15 minutes on two idle cores; "
+    "--quick takes about a minute. The last line printed is a JSON summary.",
+)
+def bench_all(
+    out: Annotated[
+        Path, typer.Option(help="Directory for report.json and the plots (docs/figures to commit).")
+    ] = Path("bench-results"),
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Small sizes: checks that everything runs and draws.")
+    ] = False,
+    update_readme: Annotated[
+        bool, typer.Option("--update-readme", help="Then write the figures table into --readme.")
+    ] = False,
+    readme: Annotated[Path, typer.Option(help="README to update.")] = Path("README.md"),
+) -> None:
+    """Every benchmark in turn, one JSON report and PNG plots (help: the decorator's)."""
+    import shlex
+
+    try:  # fail before the benchmarks run, not after them
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise _fail(
+            ImportError("the plots need matplotlib: pip install 'langchain-stream[bench]'")
+        ) from exc
+    from langchain_stream.bench.suite import REPORT_NAME, run_all
+
+    command = ["stream", "bench", "all", *(["--quick"] if quick else []), "--out", str(out)]
+    report = run_all(out, quick=quick, command=shlex.join(command))
+    report_path = out / REPORT_NAME
+    table = Table(title=f"stream bench all ({report['duration_s']:.0f} s)", title_justify="left")
+    for column in ("figure", "measured", "target"):
+        table.add_column(column, overflow="fold")
+    for row in report["figures"]:
+        style = {True: "green", False: "red"}.get(row["met"], "")
+        table.add_row(
+            row["figure"],
+            f"[{style}]{row['measured']}[/]" if style else row["measured"],
+            row["target"],
+        )
+    console.print(table)
+    for key in report["failed"]:
+        name = key.removeprefix("plot:")
+        error = report.get("plot_errors", {}).get(name) if name != key else None
+        error = error or report["benches"].get(key, {}).get("error")
+        console.print(f"[bold red]failed:[/] {key}: {error}")
+    if update_readme:
+        from langchain_stream.bench.readme import update_readme as write_readme
+
+        try:
+            write_readme(readme, report_path)
+        except (ValueError, OSError) as exc:
+            raise _fail(exc) from exc
+    summary = {
+        "report": str(report_path),
+        "plots": sorted(report["plots"].values()),
+        "failed": report["failed"],
+        "duration_s": report["duration_s"],
+    }
+    sys.stdout.write(json.dumps(summary) + "\n")
+    if report["failed"]:
+        raise typer.Exit(code=1)
+
+
+@bench_app.command("readme")
+def bench_readme(
+    report: Annotated[Path, typer.Argument(help="A report.json written by `stream bench all`.")],
+    readme: Annotated[Path, typer.Option(help="README to update.")] = Path("README.md"),
+    check: Annotated[
+        bool, typer.Option("--check", help="Change nothing; exit 1 if the README is not current.")
+    ] = False,
+) -> None:
+    """Write the report's figures table between the README's bench-figures markers."""
+    from langchain_stream.bench.readme import render_block, replace_block, update_readme
+
+    try:
+        if check:
+            data = json.loads(report.read_text(encoding="utf-8"))
+            text = readme.read_text(encoding="utf-8")
+            current = replace_block(text, render_block(data, report, readme.parent)) == text
+            console.print("up to date" if current else f"{readme} differs from {report}")
+            if not current:
+                raise typer.Exit(code=1)
+            return
+        changed = update_readme(readme, report)
+    except (ValueError, OSError) as exc:
+        raise _fail(exc) from exc
+    console.print(f"{readme}: {'updated' if changed else 'already up to date'}")
+
+
 def _report(result: dict[str, Any], as_json: bool) -> None:
     if not as_json:
         table = Table(show_header=False)

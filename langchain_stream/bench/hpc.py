@@ -21,7 +21,7 @@ from typing import Any
 
 from rich.progress import track
 
-from langchain_stream.bench.stats import machine, percentiles, story_prompt
+from langchain_stream.bench.stats import machine, percentiles, samples, story_prompt
 from langchain_stream.hpc.chat_model import ChatHPC
 from langchain_stream.hpc.local_endpoint import LocalEndpoint
 
@@ -114,6 +114,8 @@ def run_hpc_bench(
         "dispatch_in_request_ms": percentiles(request_dispatch),
         "backend_ttft_ms": percentiles(backend_ttft),
         "ttft_ms": {"relay": relay_p, "batch": batch_p},
+        "ttft_samples_ms": {mode: samples(values) for mode, values in ttft.items()},
+        "relay_added_samples_ms": samples(relay_added),
         "output_tokens": percentiles(tokens, 1),
         "executor": "LocalEndpoint (process pool + ComputeSerializer), relay in its own process",
         "backend": "llama.cpp in the worker, embedded SmolLM2-135M, greedy",

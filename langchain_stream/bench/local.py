@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.progress import track
 
-from langchain_stream.bench.stats import machine, percentiles, story_prompt
+from langchain_stream.bench.stats import machine, percentiles, samples, story_prompt
 from langchain_stream.tiers.local import ChatLocal
 
 REPEAT_PENALTY = 1.1
@@ -84,5 +84,7 @@ def run_local_bench(
         "ttft_ms": {name: percentiles(values) for name, values in ttft.items()},
         "tokens_per_s": {name: percentiles(values, 2) for name, values in rate.items()},
         "throughput_ratio": round(ours_rate / raw_rate, 4) if raw_rate else None,
+        "ttft_samples_ms": {name: samples(values) for name, values in ttft.items()},
+        "tokens_per_s_samples": {name: samples(values, 2) for name, values in rate.items()},
         "machine": machine(),
     }

@@ -19,7 +19,7 @@ from typing import Any
 from langchain_core.messages import BaseMessageChunk
 from rich.progress import track
 
-from langchain_stream.bench.stats import machine, percentiles
+from langchain_stream.bench.stats import machine, percentiles, samples
 from langchain_stream.chat_model import StreamChatModel
 from langchain_stream.tiers.local import ChatLocal
 
@@ -81,5 +81,10 @@ def run_overhead_bench(*, runs: int = 40, progress: bool = False) -> dict[str, A
         "overhead_ms": percentiles(within),
         "overhead_ms_p50": percentiles(within)["p50"],
         "overhead_across_requests_ms_p50": round(routed_p["p50"] - direct_p["p50"], 3),
+        "overhead_samples_ms": samples(within),
+        "ttft_samples_ms": {
+            "tier": samples(direct),
+            "router_minus_judge": samples(routed_minus_judge),
+        },
         "machine": machine(),
     }

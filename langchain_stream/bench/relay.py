@@ -29,10 +29,11 @@ import json
 import logging
 import multiprocessing
 import secrets
-import sys
 import time
 from multiprocessing.connection import Connection
 from typing import Any
+
+from rich.progress import Progress
 
 from langchain_stream.bench.stats import machine, percentiles
 from langchain_stream.hpc.local_endpoint import RelayProcess, serve_control
@@ -378,16 +379,20 @@ def run_relay_bench(
         "generators": generators,
     }
     figures: dict[str, dict[str, Any]] = {}
-    for kind in RELAYS:
-        if progress:
-            sys.stderr.write(f"bench relay: {kind} …\n")
-        if kind == "streamrelay":
-            try:
-                import streamrelay  # noqa: F401
-            except ImportError:
-                figures[kind] = {"error": "not installed: pip install 'langchain-stream[bench]'"}
-                continue
-        figures[kind] = _bench_one(kind, args)
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task(f"bench relay, {streams} streams", total=len(RELAYS))
+        for kind in RELAYS:
+            bar.update(task, description=f"bench relay, {streams} streams: {kind}")
+            if kind == "streamrelay":
+                try:
+                    import streamrelay  # noqa: F401
+                except ImportError:
+                    missing = "not installed: pip install 'langchain-stream[bench]'"
+                    figures[kind] = {"error": missing}
+                    bar.advance(task)
+                    continue
+            figures[kind] = _bench_one(kind, args)
+            bar.advance(task)
     ours, published = figures["langchain_stream"], figures["streamrelay"]
     ratio = None
     if published.get("relay_cpu_us_per_token"):

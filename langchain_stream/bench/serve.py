@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from rich.progress import Progress
 
-from langchain_stream.bench.stats import machine, percentiles
+from langchain_stream.bench.stats import machine, percentiles, samples
 from langchain_stream.errors import ConfigurationError
 from langchain_stream.tiers.embedded import embedded_model_path
 
@@ -276,53 +277,54 @@ async def _measure(
 ) -> None:
     prompts = (prompt(i) for i in itertools.count())
     limits = httpx.Limits(max_connections=max(concurrency) * 2, max_keepalive_connections=256)
-    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
-        for who in contenders:  # warm up each path (connections, caches, lazy imports)
-            for _ in range(WARM_UP_REQUESTS):
-                await _one(client, who, next(prompts), max_tokens)
-        for run in range(runs):
-            shift = run % len(contenders)
-            for who in contenders[shift:] + contenders[:shift]:
-                ttft, total, routing = await _one(client, who, next(prompts), max_tokens)
-                who.ttft_ms.append(ttft)
-                who.total_ms.append(total)
-                if routing and "tier_ttft_ms" in routing:
-                    who.router_ms.append(routing["ttft_ms"] - routing["tier_ttft_ms"])
-                    who.outside_router_ms.append(ttft - routing["ttft_ms"])
-            if progress:
-                print(f"\rTTFT round {run + 1}/{runs}", end="", file=sys.stderr, flush=True)
-        if progress:
-            print(file=sys.stderr)
-        for level in concurrency:
-            for who in contenders:
-                count = max(requests, level)
-                gate = asyncio.Semaphore(level)
-                batch = [next(prompts) for _ in range(count)]
+    with Progress(disable=not progress, transient=True) as bar:
+        async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
+            task = bar.add_task(
+                "bench serve: warm-up", total=runs + len(concurrency) * len(contenders)
+            )
+            for who in contenders:  # warm up each path (connections, caches, lazy imports)
+                for _ in range(WARM_UP_REQUESTS):
+                    await _one(client, who, next(prompts), max_tokens)
+            bar.update(task, description="bench serve: TTFT rounds")
+            for run in range(runs):
+                shift = run % len(contenders)
+                for who in contenders[shift:] + contenders[:shift]:
+                    ttft, total, routing = await _one(client, who, next(prompts), max_tokens)
+                    who.ttft_ms.append(ttft)
+                    who.total_ms.append(total)
+                    if routing and "tier_ttft_ms" in routing:
+                        who.router_ms.append(routing["ttft_ms"] - routing["tier_ttft_ms"])
+                        who.outside_router_ms.append(ttft - routing["ttft_ms"])
+                bar.advance(task)
+            for level in concurrency:
+                for who in contenders:
+                    bar.update(task, description=f"bench serve: {who.name}, {level} clients")
+                    count = max(requests, level)
+                    gate = asyncio.Semaphore(level)
+                    batch = [next(prompts) for _ in range(count)]
 
-                failed: list[str] = []
+                    failed: list[str] = []
 
-                async def call(
-                    prompt: str,
-                    who: Contender = who,
-                    gate: asyncio.Semaphore = gate,
-                    failed: list[str] = failed,
-                ) -> None:
-                    async with gate:
-                        try:
-                            await _one(client, who, prompt, throughput_max_tokens)
-                        except (httpx.HTTPError, ConfigurationError) as exc:
-                            failed.append(f"{type(exc).__name__}: {exc}"[:200])
+                    async def call(
+                        prompt: str,
+                        who: Contender = who,
+                        gate: asyncio.Semaphore = gate,
+                        failed: list[str] = failed,
+                    ) -> None:
+                        async with gate:
+                            try:
+                                await _one(client, who, prompt, throughput_max_tokens)
+                            except (httpx.HTTPError, ConfigurationError) as exc:
+                                failed.append(f"{type(exc).__name__}: {exc}"[:200])
 
-                started = time.perf_counter()
-                await asyncio.gather(*(call(p) for p in batch))
-                elapsed = time.perf_counter() - started
-                done = count - len(failed)
-                who.requests_per_s[str(level)] = round(done / elapsed, 2)
-                if failed:
-                    who.failures[str(level)] = f"{len(failed)} of {count} failed; {failed[0]}"
-                if progress:
-                    rate = done / elapsed
-                    print(f"{who.name}: {level} clients, {rate:.1f} req/s", file=sys.stderr)
+                    started = time.perf_counter()
+                    await asyncio.gather(*(call(p) for p in batch))
+                    elapsed = time.perf_counter() - started
+                    done = count - len(failed)
+                    who.requests_per_s[str(level)] = round(done / elapsed, 2)
+                    if failed:
+                        who.failures[str(level)] = f"{len(failed)} of {count} failed; {failed[0]}"
+                    bar.advance(task)
 
 
 def _report(contenders: list[Contender], skipped: dict[str, str], **params: Any) -> dict[str, Any]:
@@ -338,6 +340,8 @@ def _report(contenders: list[Contender], skipped: dict[str, str], **params: Any)
             "added_total_ms_p50": percentiles(added_total)["p50"],
             "requests_per_s": who.requests_per_s,
             "failures": who.failures,
+            "ttft_samples_ms": samples(who.ttft_ms),
+            "added_ttft_samples_ms": samples(added),
         }
         if who.router_ms:  # where stream serve's added time goes, within each request
             gateways[who.name]["router_ms_p50"] = percentiles(who.router_ms)["p50"]
@@ -352,6 +356,7 @@ def _report(contenders: list[Contender], skipped: dict[str, str], **params: Any)
             "total_ms": percentiles(direct.total_ms),
             "requests_per_s": direct.requests_per_s,
             "failures": direct.failures,
+            "ttft_samples_ms": samples(direct.ttft_ms),
         },
         "gateways": gateways,
         "stream_added_ttft_ms_p50": ours,

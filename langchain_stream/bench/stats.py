@@ -22,14 +22,32 @@ def percentiles(values: Sequence[float], digits: int = 3) -> dict[str, float]:
     }
 
 
+def samples(values: Sequence[float], digits: int = 3) -> list[float]:
+    """The raw measurements, rounded: kept in the JSON so plots can show distributions."""
+    return [round(float(v), digits) for v in values]
+
+
 def machine() -> dict[str, object]:
     """What the benchmark ran on."""
     return {
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
+        "cpu_model": _cpu_model(),
         "python": platform.python_version(),
         "system": platform.system(),
     }
+
+
+def _cpu_model() -> str | None:
+    # platform.processor() is empty on most Linux systems; /proc/cpuinfo names the CPU.
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
 
 
 # Distinct prompts of the same shape, so no run profits from another's prompt cache.
