@@ -154,21 +154,14 @@ def _probe_local_endpoint(settings: Settings) -> str:
 
 
 def _globus_endpoint_status(endpoint_id: str) -> str:
+    from langchain_stream.hpc.status import GlobusLoginRequired, globus_status_client
+
     try:
-        from globus_compute_sdk import Client
-        from globus_compute_sdk.sdk.auth.globus_app import get_globus_app
-    except ImportError as exc:
-        raise ValueError(
-            "globus-compute-sdk is missing: pip install 'langchain-stream[hpc]'"
-        ) from exc
-    app = get_globus_app()
-    if app.login_required():
-        return (
-            f"endpoint {endpoint_id}: status unknown, not logged in to Globus (the first request "
-            "asks you to log in; or set GLOBUS_COMPUTE_CLIENT_ID and GLOBUS_COMPUTE_CLIENT_SECRET)"
-        )
+        client = globus_status_client()
+    except GlobusLoginRequired as exc:
+        return f"endpoint {endpoint_id}: {exc}"
     try:
-        status = Client(app=app, do_version_check=False).get_endpoint_status(endpoint_id)
+        status = client.get_endpoint_status(endpoint_id)
     except Exception as exc:  # the SDK's own errors: report them, never crash the check
         raise OSError(f"could not get the status of endpoint {endpoint_id}: {exc}") from exc
     state = status.get("status", "unknown")

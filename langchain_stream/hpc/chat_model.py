@@ -45,6 +45,7 @@ from langchain_stream.hpc.chunks import (
     summary_chunks,
     task_summary,
 )
+from langchain_stream.hpc.status import ensure_logged_in, globus_status_client, not_ready_reason
 from langchain_stream.hpc.task import (
     TASK_VERSION,
     ChannelSpec,
@@ -145,9 +146,19 @@ class ChatHPC(StreamFirstChatModel):
     """Lifetime of each channel's tokens."""
     coalesce_s: float = DEFAULT_COALESCE_S
     """The worker's coalescing window: tokens produced within it under load share a frame."""
+    max_queued_tasks: int = Field(default=0, ge=0)
+    """Tasks waiting for a worker at the endpoint beyond which :meth:`acheck_ready` reports
+    it queued, so the router sends requests elsewhere rather than wait."""
+    status_client: Any = Field(default=None, exclude=True)
+    """Reads the Globus endpoint's status for :meth:`acheck_ready`: anything with
+    ``get_endpoint_status(endpoint_id)``, such as a ``globus_compute_sdk.Client``. ``None``:
+    the executor's own client, else a ``Client`` made when a Globus login is stored."""
+    readiness_timeout_s: float = Field(default=10.0, gt=0)
+    """Bound on one readiness check."""
 
     _default_executor: Executor | None = PrivateAttr(default=None)
     _executor_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _globus_status_client: Any = PrivateAttr(default=None)
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> ChatHPC:
@@ -212,6 +223,60 @@ class ChatHPC(StreamFirstChatModel):
             if self._default_executor is None:
                 self._default_executor = _build_executor(self.endpoint_id)
             return self._default_executor
+
+    # --- readiness ---------------------------------------------------------------------------
+
+    async def acheck_ready(self) -> str | None:
+        """Why the endpoint should not get a request now (offline, cold, queued), or ``None``.
+
+        The router's health policy calls this in the background and skips the tier while it
+        is not ready, so no request waits minutes on a cold start. A local endpoint reports
+        itself, and a cold one starts warming up now; a Globus Compute endpoint is asked for
+        its status, which never builds an executor nor asks anyone to log in. Any other
+        executor reports nothing and counts as ready.
+        """
+        executor = self.executor if self.executor is not None else self._default_executor
+        if executor is None and self.endpoint_id == LOCAL_ENDPOINT_ID:
+            executor = self.get_executor()  # the shared local endpoint; building it starts nothing
+        local_status = getattr(executor, "endpoint_status", None)
+        if local_status is not None:
+            status = local_status()
+            warm = getattr(executor, "start_in_background", None)
+            if warm is not None and status.get("details", {}).get("total_workers") == 0:
+                warm()
+            return not_ready_reason("local", status, max_queued_tasks=self.max_queued_tasks)
+        if executor is not None:
+            # A globus_compute_sdk.Executor carries its endpoint and a logged-in client.
+            client, endpoint_id = getattr(executor, "client", None), executor_endpoint(executor)
+            if client is None or endpoint_id is None:
+                return None
+        elif self.endpoint_id:
+            client, endpoint_id = self.status_client, self.endpoint_id
+        else:
+            return "HPC tier has no executor and no endpoint id (STREAM_HPC_ENDPOINT_ID)"
+        try:
+            async with asyncio.timeout(self.readiness_timeout_s):
+                status = await asyncio.to_thread(self._globus_status, client, endpoint_id)
+        except TimeoutError:
+            return (
+                f"HPC endpoint {endpoint_id}: no status from Globus Compute within "
+                f"{self.readiness_timeout_s} s"
+            )
+        except ConfigurationError as exc:
+            return f"HPC endpoint {endpoint_id}: {exc}"
+        except Exception as exc:  # the SDK's and the network's errors alike
+            return f"HPC endpoint {endpoint_id}: cannot read its status: {exc}"
+        return not_ready_reason(endpoint_id, status, max_queued_tasks=self.max_queued_tasks)
+
+    def _globus_status(self, client: Any, endpoint_id: str) -> dict[str, Any]:
+        """The endpoint's status report, read with ``client`` (made on first use if ``None``)."""
+        if client is None:
+            with self._executor_lock:
+                if self._globus_status_client is None:
+                    self._globus_status_client = globus_status_client()
+                client = self._globus_status_client
+        ensure_logged_in(client)  # tokens can be revoked after the client was made
+        return dict(client.get_endpoint_status(endpoint_id))
 
     def _prepare(self) -> tuple[Executor, list[str], str | None]:
         """The executor, the relay URLs and the relay secret of the next request."""
@@ -498,6 +563,12 @@ def _build_executor(endpoint_id: str | None) -> Executor:
             "the HPC tier needs globus-compute-sdk: pip install 'langchain-stream[hpc]'"
         ) from exc
     return GlobusExecutor(endpoint_id=endpoint_id)
+
+
+def executor_endpoint(executor: Executor) -> str | None:
+    """The Globus endpoint id a ``globus_compute_sdk.Executor`` submits to, else ``None``."""
+    endpoint_id = getattr(executor, "endpoint_id", None)
+    return str(endpoint_id) if endpoint_id else None
 
 
 def _retrieve_exception(future: Future[Any]) -> None:

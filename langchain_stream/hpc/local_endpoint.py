@@ -156,6 +156,11 @@ class RelayProcess:
         """The relay process's id."""
         return self._process.pid if self._process is not None else None
 
+    @property
+    def alive(self) -> bool:
+        """Whether the relay process is running."""
+        return self._process is not None and self._process.is_alive()
+
     def cpu_time_s(self) -> float:
         """CPU seconds (user + system) the relay process has used so far."""
         if self._conn is None:
@@ -235,9 +240,11 @@ def _run_task(payload: str) -> Any:
 class LocalEndpoint(Executor):
     """A process pool standing in for a Globus Compute endpoint, with its own relay.
 
-    Nothing starts until the first :meth:`submit` (or :meth:`start`, or reading
-    :attr:`relay_urls`). Tasks run in ``workers`` processes after a ``ComputeSerializer``
-    round trip; a worker that dies is replaced (the pool is rebuilt) on the next submit.
+    Nothing starts until the first :meth:`submit` (or :meth:`start`,
+    :meth:`start_in_background`, or reading :attr:`relay_urls`). Tasks run in ``workers``
+    processes after a ``ComputeSerializer`` round trip; a worker that dies is replaced (the
+    pool is rebuilt) on the next submit. :meth:`endpoint_status` reports the endpoint as
+    Globus Compute reports its endpoints.
 
     Args:
         workers: Worker processes; each holds one model copy.
@@ -272,6 +279,9 @@ class LocalEndpoint(Executor):
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._ready = threading.Event()  # every worker has loaded its model
+        self._warming = False
+        self._outstanding = 0  # submitted tasks not yet finished
 
     def start(self) -> None:
         """Start the relay and the workers, and wait until each worker is ready (idempotent).
@@ -294,6 +304,51 @@ class LocalEndpoint(Executor):
             ]
         for future in ready:
             future.result()
+        self._ready.set()
+
+    def start_in_background(self) -> None:
+        """Start as :meth:`start` does, on a thread of its own; nothing if started or closed."""
+        with self._lock:
+            if self._closed or self._warming or self._ready.is_set():
+                return
+            self._warming = True
+
+        def warm() -> None:
+            try:
+                self.start()
+            except Exception:  # the next request reports it
+                logger.exception("the local endpoint could not start")
+            finally:
+                with self._lock:
+                    self._warming = False
+
+        threading.Thread(target=warm, name="stream-endpoint-start", daemon=True).start()
+
+    def endpoint_status(self) -> dict[str, Any]:
+        """This endpoint's state, in the shape of Globus Compute's ``get_endpoint_status``.
+
+        ``offline`` once shut down or when its relay has died; ``total_workers`` is 0 until
+        every worker has loaded its model (cold); ``pending_tasks`` wait for a worker.
+        """
+        with self._lock:
+            closed, outstanding = self._closed, self._outstanding
+        ready = self._ready.is_set()
+        if closed or (ready and self._relay is not None and not self._relay.alive):
+            return {"status": "offline", "details": {}}
+        workers = self.workers if ready else 0
+        return {
+            "status": "online",
+            "details": {
+                "total_workers": workers,
+                "idle_workers": max(workers - outstanding, 0),
+                "pending_tasks": max(outstanding - workers, 0),
+                "outstanding_tasks": outstanding,
+            },
+        }
+
+    def _task_done(self, _future: Future[Any]) -> None:
+        with self._lock:
+            self._outstanding -= 1
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
@@ -332,13 +387,16 @@ class LocalEndpoint(Executor):
         with self._lock:
             assert self._pool is not None
             try:
-                return self._pool.submit(_run_task, payload)
+                future = self._pool.submit(_run_task, payload)
             except BrokenProcessPool:
                 # A worker died (killed, out of memory): replace the pool, as an endpoint would.
                 logger.warning("a local endpoint worker died; restarting the worker pool")
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = self._new_pool()
-                return self._pool.submit(_run_task, payload)
+                future = self._pool.submit(_run_task, payload)
+            self._outstanding += 1
+        future.add_done_callback(self._task_done)
+        return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop the relay (open channels end, so streaming tasks stop), then the workers."""

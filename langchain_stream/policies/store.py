@@ -35,6 +35,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 from langchain_stream.errors import ConfigurationError
 
@@ -122,6 +123,8 @@ def _today(ts: float) -> tuple[str, str]:
 
 
 _ENGINES: dict[str, Engine] = {}
+_SCHEMA_LOCK_KEY = 0x5354524541  # any constant shared by every process of this package
+_INSERT_OR_IGNORE = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 _ENGINES_LOCK = threading.Lock()
 
 
@@ -134,18 +137,30 @@ def _engine(url: str) -> Engine:
                     parents=True, exist_ok=True
                 )
             try:
-                engine = create_engine(url, connect_args=_connect_args(url))
+                engine = create_engine(url, **_engine_args(url))
             except Exception as exc:  # unknown dialect, missing driver
                 raise ConfigurationError(f"cannot open the policy database {url!r}: {exc}") from exc
             if url.startswith("sqlite"):
                 event.listen(engine, "connect", _sqlite_pragmas)
-            metadata.create_all(engine)
+            _create_tables(engine)
             _ENGINES[url] = engine
         return engine
 
 
-def _connect_args(url: str) -> dict[str, Any]:
-    return {"timeout": 30, "check_same_thread": False} if url.startswith("sqlite") else {}
+def _create_tables(engine: Engine) -> None:
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Processes opening a fresh database at once would race to create the same
+            # tables; PostgreSQL's DDL is transactional, so the lock holds until commit.
+            conn.execute(select(func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
+        metadata.create_all(conn)
+
+
+def _engine_args(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    # A server restart or failover kills pooled connections: test each before use.
+    return {"pool_pre_ping": True}
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -280,12 +295,21 @@ class PolicyStore:
 
     @staticmethod
     def _advance(conn: Any, conversation_id: str, tier: str, private: bool, ts: float) -> None:
-        row = conn.execute(
-            select(conversations.c.floor_tier, conversations.c.private).where(
-                conversations.c.id == conversation_id
+        # Two processes may answer a conversation's first turns at once: create the row
+        # without racing, then read-modify-write it under a row lock (PostgreSQL; SQLite
+        # already holds the database's write lock here).
+        insert_or_ignore = _INSERT_OR_IGNORE.get(conn.dialect.name)
+        if insert_or_ignore is not None:
+            conn.execute(
+                insert_or_ignore(conversations)
+                .values(id=conversation_id, floor_tier=None, private=False, updated=ts)
+                .on_conflict_do_nothing(index_elements=[conversations.c.id])
             )
-        ).first()
-        if row is None:
+        query = select(conversations.c.floor_tier, conversations.c.private).where(
+            conversations.c.id == conversation_id
+        )
+        row = conn.execute(query.with_for_update()).first()
+        if row is None:  # another dialect: no insert-or-ignore
             conn.execute(
                 insert(conversations).values(
                     id=conversation_id, floor_tier=tier, private=private, updated=ts

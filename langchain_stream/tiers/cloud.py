@@ -1,4 +1,9 @@
-"""The cloud tier: ``langchain-openai``'s ``ChatOpenAI`` on OpenAI or any compatible base URL."""
+"""The cloud tier: ``langchain-openai``'s ``ChatOpenAI`` on OpenAI or any compatible base URL.
+
+The model it builds also answers the router's readiness check (``acheck_ready``): one
+``GET {base_url}/models`` with the key, so a cloud API that is unreachable, rejects the key or
+fails is skipped before a request waits on it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_stream.config import Settings
 from langchain_stream.errors import ConfigurationError
 
+READINESS_TIMEOUT_S = 5.0
+"""Bound on the readiness check's request."""
+
 
 def build_cloud_model(settings: Settings) -> BaseChatModel:
     """``ChatOpenAI`` for the configured cloud model, streaming usage included.
@@ -20,14 +28,14 @@ def build_cloud_model(settings: Settings) -> BaseChatModel:
     if not settings.cloud_model:
         raise ConfigurationError("the cloud tier needs STREAM_CLOUD_MODEL")
     try:
-        from langchain_openai import ChatOpenAI
+        # OpenAI itself takes the length limit as max_completion_tokens; many compatible
+        # servers (llama.cpp's among them) read only max_tokens and would otherwise answer
+        # without limit.
+        cls = _cloud_chat_openai(compatible=settings.cloud_base_url is not None)
     except ImportError as exc:
         raise ConfigurationError(
             "the cloud tier needs langchain-openai: pip install 'langchain-stream[cloud]'"
         ) from exc
-    # OpenAI itself takes the length limit as max_completion_tokens; many compatible servers
-    # (llama.cpp's among them) read only max_tokens and would otherwise answer without limit.
-    cls = ChatOpenAI if settings.cloud_base_url is None else _compatible_chat_openai()
     return cls(
         model=settings.cloud_model,
         base_url=settings.cloud_base_url,
@@ -39,12 +47,55 @@ def build_cloud_model(settings: Settings) -> BaseChatModel:
     )
 
 
+async def check_openai_api(client: Any, timeout_s: float = READINESS_TIMEOUT_S) -> str | None:
+    """Why the OpenAI-compatible API of ``client`` (an ``openai.AsyncOpenAI``) cannot take a
+    request now, or ``None``: its ``GET /models`` with the client's key and headers."""
+    import httpx
+    import openai
+
+    base = str(client.base_url).rstrip("/")
+    try:
+        # A connection of its own: the model's pooled one may belong to another event loop,
+        # and a probe should not ride on a connection that happens to be alive.
+        async with httpx.AsyncClient(timeout=timeout_s) as http:
+            probe = client.with_options(http_client=http, timeout=timeout_s, max_retries=0)
+            await probe.models.list()
+    except openai.APITimeoutError:
+        return f"cloud API at {base} did not answer within {timeout_s} s"
+    except openai.APIConnectionError as exc:
+        return f"cloud API at {base} is unreachable: {exc.__cause__ or exc}"
+    except openai.APIStatusError as exc:
+        code = exc.status_code
+        if code in (401, 403):
+            return f"cloud API at {base} rejected the API key (HTTP {code})"
+        if code == 429:
+            return f"cloud API at {base} is rate-limiting or out of quota (HTTP 429)"
+        if code >= 500:
+            return f"cloud API at {base} is failing (HTTP {code})"
+        # e.g. a compatible server without /models: nothing says it cannot answer.
+    return None
+
+
 @cache
-def _compatible_chat_openai() -> type[BaseChatModel]:
-    """``ChatOpenAI`` that also sends ``max_tokens``, for OpenAI-compatible servers."""
+def _cloud_chat_openai(*, compatible: bool) -> type[BaseChatModel]:
+    """``ChatOpenAI`` with the readiness check; for compatible servers it also sends
+    ``max_tokens``."""
     from langchain_openai import ChatOpenAI
 
-    class CompatibleChatOpenAI(ChatOpenAI):
+    class CloudChatOpenAI(ChatOpenAI):
+        readiness_timeout_s: float = READINESS_TIMEOUT_S
+        """Bound on :meth:`acheck_ready`."""
+
+        async def acheck_ready(self) -> str | None:
+            """Why the API cannot take a request now (unreachable, key rejected, failing)."""
+            if self.root_async_client is None:
+                return None
+            return await check_openai_api(self.root_async_client, self.readiness_timeout_s)
+
+    if not compatible:
+        return CloudChatOpenAI
+
+    class CompatibleChatOpenAI(CloudChatOpenAI):
         def _get_request_payload(self, input_: Any, *, stop: Any = None, **kwargs: Any) -> dict:
             payload = super()._get_request_payload(input_, stop=stop, **kwargs)
             if "max_completion_tokens" in payload:

@@ -1,5 +1,6 @@
 """Routing policies end to end, with ChatOpenAI against a real OpenAI-compatible server on
-loopback (llama.cpp's server on the embedded model) as the cloud tier."""
+loopback (llama.cpp's server on the embedded model, enforcing an API key) as the cloud tier,
+and the HPC tier on a local endpoint."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,19 @@ from langchain_core.outputs import ChatGenerationChunk
 from langchain_openai import ChatOpenAI
 
 from langchain_stream import ChatLocal, StreamChatModel
-from langchain_stream.errors import MidStreamError
+from langchain_stream.config import Settings
+from langchain_stream.errors import ConfigurationError, MidStreamError
+from langchain_stream.hpc import ChatHPC
 from langchain_stream.policies.store import PolicyStore
+from langchain_stream.tiers.cloud import build_cloud_model
 from langchain_stream.tiers.embedded import embedded_model_path
 from tests.conftest import TIME_UNIT_S
+from tests.integration_tests.hpc.helpers import shared_endpoint, shutdown_shared_endpoint
 
 HIGH = "Prove that there are infinitely many prime numbers."
+MEDIUM = "Explain how a hash map works."
 LOW = "What is the capital of France?"
+CLOUD_KEY = "sk-loopback"
 
 
 def _free_port() -> int:
@@ -37,7 +44,8 @@ def _free_port() -> int:
 
 
 class CloudServer:
-    """`python -m llama_cpp.server` on loopback; its access log tells what it received."""
+    """`python -m llama_cpp.server` on loopback, requiring ``CLOUD_KEY``; its access log tells
+    what it received."""
 
     def __init__(self, log: Path) -> None:
         self.port = _free_port()
@@ -57,14 +65,19 @@ class CloudServer:
                 str(self.port),
                 "--n_ctx",
                 "2048",
+                "--api_key",
+                CLOUD_KEY,
             ],
             stdout=self._handle,
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60 * TIME_UNIT_S
+        ping = urllib.request.Request(
+            f"{self.url}/models", headers={"Authorization": f"Bearer {CLOUD_KEY}"}
+        )
         while True:
             try:
-                with urllib.request.urlopen(f"{self.url}/models", timeout=2):
+                with urllib.request.urlopen(ping, timeout=2):
                     break
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
@@ -93,7 +106,7 @@ def cloud_model(server: CloudServer) -> ChatOpenAI:
     return ChatOpenAI(
         model="gpt-4o-mini",  # priced in the built-in table, so costs are real numbers
         base_url=server.url,
-        api_key="sk-loopback",
+        api_key=CLOUD_KEY,
         max_retries=0,
         max_tokens=24,
         temperature=0,
@@ -172,9 +185,12 @@ def test_stickiness_within_a_langgraph_thread(local_model, cloud_server) -> None
     assert reset.response_metadata["routing"]["tier"] == "local"
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_budget_exhaustion_mid_day_degrades_and_survives_a_restart(
-    local_model, cloud_server, monkeypatch: pytest.MonkeyPatch
+    local_model, cloud_server, monkeypatch: pytest.MonkeyPatch, request, database: str
 ) -> None:
+    if database == "postgresql":
+        monkeypatch.setenv("STREAM_DATABASE_URL", request.getfixturevalue("postgres_url"))
     monkeypatch.setenv("STREAM_BUDGET_DAILY_USD", "0.000001")
     from langchain_stream.config import get_settings
 
@@ -185,7 +201,7 @@ def test_budget_exhaustion_mid_day_degrades_and_survives_a_restart(
     capped = model.invoke(HIGH).response_metadata["routing"]
     assert capped["tier"] == "local"  # no HPC configured: HIGH degrades to the next tier
     assert capped["reason"] == "budget"
-    assert capped["policies"][0].startswith("budget: daily cap $0.00 reached")
+    assert capped["policies"][0].startswith("budget: daily cap $0.000001 reached")
     other_user = model.invoke(HIGH, user="bob").response_metadata["routing"]
     assert other_user["tier"] == "cloud"  # caps are per user
     # A new router (a restarted process) reads the same ledger.
@@ -193,6 +209,18 @@ def test_budget_exhaustion_mid_day_degrades_and_survives_a_restart(
     assert restarted.invoke(HIGH).response_metadata["routing"]["reason"] == "budget"
     url = str(get_settings().database_url)
     assert PolicyStore(url).spent_usd("alice")[0] == pytest.approx(spent["cost_usd"])
+
+
+def test_conversations_on_postgresql_fail_clearly_and_plain_requests_work(
+    local_model, cloud_server, monkeypatch: pytest.MonkeyPatch, postgres_url: str
+) -> None:
+    monkeypatch.setenv("STREAM_DATABASE_URL", postgres_url)
+    model = router(local_model, cloud_server)
+    assert model.invoke(LOW).response_metadata["routing"]["tier"] == "local"
+    assert PolicyStore(postgres_url).audit_entries()[-1]["tier"] == "local"
+    # A conversation's summary needs LangGraph's SQLite checkpointer: say so, do not answer.
+    with pytest.raises(ConfigurationError, match="SQLite checkpointer"):
+        model.invoke(LOW, conversation_id="c-postgres")
 
 
 def test_costs_command_reports_spend_and_savings(local_model, cloud_server) -> None:
@@ -259,13 +287,41 @@ class FaultAt(BaseChatModel):
         raise ConnectionError(f"injected fault after chunk {index}")
 
 
-@pytest.mark.parametrize("tier", ["local", "cloud"])
+@pytest.fixture(scope="module")
+def hpc_tier() -> Iterator[ChatHPC]:
+    """ChatHPC on the HPC tests' shared local endpoint (one worker with the embedded model,
+    and its relay), started once for this module."""
+    endpoint = shared_endpoint()
+    endpoint.start()
+    try:
+        yield ChatHPC(
+            executor=endpoint,
+            temperature=0.0,
+            max_tokens=24,
+            first_token_timeout_s=60 * TIME_UNIT_S,
+            idle_timeout_s=10 * TIME_UNIT_S,
+        )
+    finally:
+        shutdown_shared_endpoint()
+
+
+# The query that goes to each tier first, and where a failure before its first token falls back
+# to among the configured tiers (DESIGN §1: LOW local→HPC→cloud, MEDIUM HPC→cloud→local, HIGH
+# cloud→HPC→local).
+FAULT_CASES = {"local": (LOW, "cloud"), "cloud": (HIGH, "local"), "hpc": (MEDIUM, "cloud")}
+
+
+@pytest.mark.parametrize("tier", ["local", "cloud", "hpc"])
 @pytest.mark.parametrize("at", [0, 3, -1], ids=["chunk0", "chunk3", "end"])
-def test_fault_injection_event_sequences(local_model, cloud_server, tier: str, at: int) -> None:
-    healthy = {"local": local_model, "cloud": cloud_model(cloud_server)}
+def test_fault_injection_event_sequences(
+    local_model, cloud_server, request, tier: str, at: int
+) -> None:
+    healthy: dict[str, BaseChatModel] = {"local": local_model, "cloud": cloud_model(cloud_server)}
+    if tier == "hpc":  # started only for its own cases
+        healthy["hpc"] = request.getfixturevalue("hpc_tier")
     tiers = {**healthy, tier: FaultAt(inner=healthy[tier], at=at)}
-    model = StreamChatModel(local=tiers["local"], cloud=tiers["cloud"], judge="keyword", tier=None)
-    query = LOW if tier == "local" else HIGH
+    model = StreamChatModel(**tiers, judge="keyword", tier=None)
+    query, fallback = FAULT_CASES[tier]
     chunks: list[AIMessageChunk] = []
     if at == 0:
         # Before the first token: transparent fallback to the next tier in order.
@@ -274,7 +330,8 @@ def test_fault_injection_event_sequences(local_model, cloud_server, tier: str, a
         assert record["tiers_tried"][0]["tier"] == tier
         assert "injected fault at chunk 0" in record["tiers_tried"][0]["error"]
         assert record["reason"] == "fallback"
-        assert record["tier"] != tier
+        assert record["tier"] == fallback
+        assert merged(chunks).text  # the fallback tier's whole answer
         return
     with pytest.raises(MidStreamError) as info:
         for chunk in model.stream(query):
@@ -303,3 +360,46 @@ def test_breaker_opens_after_repeated_failures(local_model, cloud_server) -> Non
     assert [t["tier"] for t in skipped["tiers_tried"]] == ["local"]  # the cloud was not tried
     assert skipped["reason"] == "health"
     assert "health: cloud circuit open after repeated failures" in skipped["policies"]
+
+
+def built_cloud(url: str, key: str) -> BaseChatModel:
+    """The cloud tier as the settings build it (with its readiness check)."""
+    settings = Settings(cloud_model="gpt-4o-mini", cloud_base_url=url, cloud_api_key=key)
+    return build_cloud_model(settings)
+
+
+def readiness(model: StreamChatModel, tier: str, until: Callable[[str | None], bool]) -> str | None:
+    """The router's cached readiness of ``tier``, polled (checks run in the background)."""
+    health, tier_model = model.policy_engine().health, model.tier_models()[tier]
+    deadline = time.monotonic() + 30 * TIME_UNIT_S
+    while not until(reason := health.not_ready(tier, tier_model)):
+        assert time.monotonic() < deadline, f"{tier} readiness stayed {reason!r}"
+        time.sleep(0.05)
+    return reason
+
+
+async def test_cloud_readiness_asks_the_api_for_its_models(cloud_server) -> None:
+    before = cloud_server.completions_received()
+    assert await built_cloud(cloud_server.url, CLOUD_KEY).acheck_ready() is None
+    wrong = await built_cloud(cloud_server.url, "sk-wrong").acheck_ready()
+    assert wrong == f"cloud API at {cloud_server.url} rejected the API key (HTTP 401)"
+    closed = f"http://127.0.0.1:{_free_port()}/v1"
+    down = await built_cloud(closed, CLOUD_KEY).acheck_ready()
+    assert down is not None and down.startswith(f"cloud API at {closed} is unreachable: ")
+    assert cloud_server.completions_received() == before  # a check costs no completion
+
+
+def test_a_cloud_that_rejects_the_key_is_skipped_with_the_reason(local_model, cloud_server) -> None:
+    model = StreamChatModel(
+        local=local_model, cloud=built_cloud(cloud_server.url, "sk-revoked"), judge="keyword"
+    )
+    reason = readiness(model, "cloud", until=lambda reason: reason is not None)
+    assert reason == f"cloud API at {cloud_server.url} rejected the API key (HTTP 401)"
+    before = cloud_server.completions_received()
+    record = model.invoke(HIGH).response_metadata["routing"]
+    assert (record["complexity"], record["tier"], record["reason"]) == ("HIGH", "local", "health")
+    assert [t["tier"] for t in record["tiers_tried"]] == ["local"]  # the cloud was not tried
+    assert f"health: {reason}" in record["policies"]
+    assert cloud_server.completions_received() == before
+    audit = model.policy_engine().store.audit_entries()[-1]
+    assert f"health: {reason}" in audit["policies"]

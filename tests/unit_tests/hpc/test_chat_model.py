@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -157,3 +159,22 @@ def test_the_hpc_tier_joins_when_an_endpoint_is_configured() -> None:
     assert isinstance(models["hpc"], ChatHPC)
     assert models["hpc"].endpoint_id == "local"
     assert models["hpc"]._default_executor is None  # nothing started yet
+
+
+async def test_readiness_without_a_globus_login_says_so_and_never_logs_in(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("GLOBUS_COMPUTE_USER_DIR", str(tmp_path))  # no stored tokens
+    monkeypatch.delenv("GLOBUS_COMPUTE_CLIENT_ID", raising=False)
+    monkeypatch.delenv("GLOBUS_COMPUTE_CLIENT_SECRET", raising=False)
+    model = ChatHPC(endpoint_id="11111111-2222-3333-4444-555555555555")
+    reason = await model.acheck_ready()
+    assert reason is not None
+    assert reason.startswith("HPC endpoint 11111111-2222-3333-4444-555555555555: not logged in")
+    assert "GLOBUS_COMPUTE_CLIENT_ID" in reason
+    assert model._default_executor is None  # no Globus executor was built
+
+
+async def test_readiness_of_an_executor_that_reports_nothing_is_ready() -> None:
+    with ThreadPoolExecutor(1) as pool:
+        assert await ChatHPC(executor=pool).acheck_ready() is None
