@@ -188,9 +188,7 @@ def main() -> None:
             timeout=120,
             check=True,
         )
-        table = costs.stdout.strip().splitlines()[:-1]  # the last line is the same as JSON
-        print("\n".join(table))
-        print(costs.stderr.strip())
+        print(costs.stdout.strip())
 
         received = (workdir / "cloud-access.log").read_text().count("POST /v1/chat/completions")
         answered = sum(r["tier"] == "cloud" for r in audit)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from langchain_stream.config import TIERS, get_settings
@@ -163,14 +164,20 @@ def judge(
             sys.stdout.write(json.dumps(result, default=str) + "\n")
             return
         if len(words) == 2 and words[0] == "calibrate":
-            from langchain_stream.judge.calibrate import calibrate_file
+            import warnings
 
-            with console.status(f"Judging the queries of {words[1]}…"):
+            from langchain_stream.judge.calibrate import EnvironmentOverrideWarning, calibrate_file
+
+            with console.status(f"Judging the queries of {words[1]}…"), warnings.catch_warnings():
+                # Said below, once and in plain words, rather than as a Python warning.
+                warnings.simplefilter("ignore", EnvironmentOverrideWarning)
                 fitted = calibrate_file(
                     Path(words[1]), judge=name, target=target, config_path=config
                 )
             if not as_json:
                 console.print(fitted.format())
+            if fitted.override_warning:
+                console.print(f"[bold yellow]warning:[/] {escape(fitted.override_warning)}")
             sys.stdout.write(json.dumps(fitted.to_dict()) + "\n")
             return
         chosen = resolve_judge(name or get_settings().judge)
@@ -207,7 +214,9 @@ def judge(
 
 @app.command()
 def costs(
-    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print only the report, as one JSON object.")
+    ] = False,
 ) -> None:
     """Spend by tier and day from the ledger, and the savings against an all-cloud policy."""
     from langchain_stream.policies.engine import PolicyEngine
@@ -231,25 +240,31 @@ def costs(
         "savings_usd": round(all_cloud - total, 6),
         "cloud_model": get_settings().cloud_model,
     }
-    if not as_json:
-        table = Table(title="spend by day and tier", title_justify="left")
-        for column in ("day", "tier", "requests", "tokens", "cost $", "cloud-equivalent $"):
-            table.add_column(column)
-        for r in rows:
-            table.add_row(
-                r["day"],
-                r["tier"],
-                str(r["requests"]),
-                str(r["tokens"]),
-                f"{r['cost_usd'] or 0:.6f}",
-                f"{r['cloud_equivalent_usd'] or 0:.6f}",
-            )
-        Console().print(table)
-        console.print(
-            f"total ${total:.6f}; all on {report['cloud_model'] or 'the cloud'}: "
-            f"${all_cloud:.6f}; saved ${all_cloud - total:.6f}"
+    if as_json:
+        sys.stdout.write(json.dumps(report) + "\n")
+        return
+    # The table and its summary are the output, so both go to stdout and survive a pipe.
+    out = Console()
+    table = Table(title="spend by day and tier", title_justify="left")
+    for column in ("day", "tier", "requests", "tokens", "cost $", "cloud-equivalent $"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r["day"],
+            r["tier"],
+            str(r["requests"]),
+            str(r["tokens"]),
+            f"{r['cost_usd'] or 0:.6f}",
+            f"{r['cloud_equivalent_usd'] or 0:.6f}",
         )
-    sys.stdout.write(json.dumps(report) + "\n")
+    out.print(table)
+    out.print(
+        f"total ${total:.6f}; all on {report['cloud_model'] or 'the cloud'}: "
+        f"${all_cloud:.6f}; saved ${all_cloud - total:.6f}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -248,3 +249,26 @@ def get_settings() -> Settings:
         raise
     except Exception as exc:  # pydantic ValidationError, TOML syntax error
         raise ConfigurationError(f"invalid langchain-stream settings: {exc}") from exc
+
+
+def environment_values(*fields: str) -> dict[str, Any]:
+    """What the environment sets for ``fields`` (``STREAM_<FIELD>``), parsed as the settings
+    parse it; fields it does not set are left out.
+
+    The environment takes precedence over the TOML file, so a command that writes the file uses
+    this to say when what it wrote will not apply.
+
+    Raises:
+        ConfigurationError: a variable is set but cannot be parsed.
+    """
+    try:
+        values = EnvSettingsSource(Settings)()
+    except Exception as exc:  # pydantic-settings' SettingsError on bad JSON
+        raise ConfigurationError(f"invalid langchain-stream settings: {exc}") from exc
+    return {name: values[name] for name in fields if name in values}
+
+
+def environment_variable(field: str) -> str:
+    """The environment variable of a settings field (``judge_offsets``:
+    ``STREAM_JUDGE_OFFSETS``)."""
+    return f"{Settings.model_config.get('env_prefix', '')}{field}".upper()

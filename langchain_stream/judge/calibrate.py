@@ -19,9 +19,11 @@ import json
 import re
 import time
 import tomllib
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -185,6 +187,11 @@ def load_queries(path: str | Path) -> list[tuple[str, tuple[str, ...]]]:
     return queries
 
 
+class EnvironmentOverrideWarning(UserWarning):
+    """The environment sets what calibration saved (``STREAM_JUDGE_OFFSETS``,
+    ``STREAM_JUDGE_TARGET``) and takes precedence over the config file."""
+
+
 @dataclass(frozen=True)
 class Calibration:
     """A fitted calibration and what it does on the queries it was fitted on."""
@@ -197,6 +204,30 @@ class Calibration:
     shares_after: tuple[float, float, float]
     saved_to: str | None = None
     """The config file the offsets were written to, if any."""
+    env_overrides: dict[str, Any] = field(default_factory=dict)
+    """Environment variables that override what was saved, and what they set for this judge
+    (``{"STREAM_JUDGE_OFFSETS": {"MEDIUM": -0.4}}``)."""
+
+    @property
+    def override_warning(self) -> str | None:
+        """Why the saved calibration will not (fully) apply, or ``None`` when it will."""
+        if not self.env_overrides:
+            return None
+        where = self.saved_to or "the config file"
+        parts = []
+        for variable, value in self.env_overrides.items():
+            if variable.endswith("OFFSETS"):
+                parts.append(
+                    f"{variable} sets the offsets of judge {self.judge!r} ({json.dumps(value)}), "
+                    f"overriding those saved to {where}, so routing does not follow this "
+                    "calibration until it is unset"
+                )
+            else:
+                parts.append(
+                    f"{variable} sets the target ({json.dumps(value)}), overriding the one "
+                    f"saved to {where}"
+                )
+        return "; ".join(parts)
 
     def format(self) -> str:
         """A human-readable summary."""
@@ -229,6 +260,7 @@ class Calibration:
             "shares_before": named(self.shares_before),
             "shares_after": named(self.shares_after),
             "saved_to": self.saved_to,
+            "env_overrides": self.env_overrides,
         }
 
 
@@ -280,9 +312,13 @@ def calibrate_file(
             :func:`~langchain_stream.config.writable_config_path`.
         save: write the file (``False`` only reports the fit).
 
+    Warns:
+        EnvironmentOverrideWarning: the environment sets this judge's offsets (or the target),
+            which take precedence over the saved ones; ``env_overrides`` names them.
+
     Raises:
         ValueError: bad target, bad file, or a judge without scores.
-        ConfigurationError: the judge cannot be loaded.
+        ConfigurationError: the judge cannot be loaded, or the environment's offsets are invalid.
     """
     from langchain_stream.config import get_settings, writable_config_path
     from langchain_stream.judge import resolve_judge
@@ -290,6 +326,8 @@ def calibrate_file(
     goal = parse_target(target)
     queries = load_queries(path)
     name = judge or get_settings().judge
+    # Read before fitting and writing: invalid offsets in the environment fail the command first.
+    overrides = environment_overrides(name) if save else {}
     # Fit on the raw scores: offsets already in the settings must not compound.
     fitted = calibrate(resolve_judge(name, calibrated=False), queries, goal)
     fitted = replace(fitted, judge=name)
@@ -297,8 +335,31 @@ def calibrate_file(
         destination = config_path or writable_config_path()
         save_calibration(destination, fitted)
         get_settings.cache_clear()  # the next resolution in this process reads the new offsets
-        fitted = replace(fitted, saved_to=str(destination))
+        fitted = replace(fitted, saved_to=str(destination), env_overrides=overrides)
+        if fitted.override_warning:
+            warnings.warn(fitted.override_warning, EnvironmentOverrideWarning, stacklevel=2)
     return fitted
+
+
+def environment_overrides(judge: str) -> dict[str, Any]:
+    """What the environment sets, over the config file, of what calibrating ``judge`` saves:
+    its offsets in ``STREAM_JUDGE_OFFSETS`` and the target ``STREAM_JUDGE_TARGET``, by variable.
+
+    Raises:
+        ConfigurationError: one of the variables is set but is not valid JSON.
+    """
+    from langchain_stream.config import environment_values, environment_variable
+
+    values = environment_values("judge_offsets", "judge_target")
+    found: dict[str, Any] = {}
+    offsets = values.get("judge_offsets")
+    # Settings merge the environment into the file per judge and class, so only this judge's
+    # entry overrides what is saved for it.
+    if isinstance(offsets, Mapping) and offsets.get(judge):
+        found[environment_variable("judge_offsets")] = offsets[judge]
+    if values.get("judge_target"):
+        found[environment_variable("judge_target")] = values["judge_target"]
+    return found
 
 
 # --- saving in the config file -----------------------------------------------------------------
@@ -373,8 +434,10 @@ def save_calibration(path: Path, calibration: Calibration) -> None:
 __all__ = [
     "CalibratedJudge",
     "Calibration",
+    "EnvironmentOverrideWarning",
     "calibrate",
     "calibrate_file",
+    "environment_overrides",
     "fit_offsets",
     "hard_shares",
     "load_queries",

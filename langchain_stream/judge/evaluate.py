@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from langchain_stream.judge.base import Complexity, ComplexityJudge, Judgment
+from langchain_stream.judge.calibrate import CalibratedJudge
 from langchain_stream.judge.heuristic import KeywordJudge
 
 CLASS_NAMES: tuple[str, ...] = tuple(c.value for c in Complexity)
@@ -87,11 +88,20 @@ class EvalReport:
     latency_ms: dict[str, float]
     """``p50``, ``p95``, ``p99``, ``mean`` and ``max`` of wall time per judgment."""
     baselines: list[EvalReport] = field(default_factory=list)
+    offsets: dict[str, float] | None = None
+    """The calibration offsets per class the judge applied, or ``None`` for a raw judge."""
+
+    @property
+    def label(self) -> str:
+        """The judge's name, marked when it was evaluated calibrated."""
+        return self.judge if self.offsets is None else f"{self.judge} (calibrated)"
 
     def to_dict(self) -> dict:
         """A plain dict, with baselines (if any) nested under ``"baselines"``."""
         out = {
             "judge": self.judge,
+            "calibrated": self.offsets is not None,
+            "offsets": self.offsets,
             "n": self.n,
             "accuracy": self.accuracy,
             "macro_f1": self.macro_f1,
@@ -116,8 +126,14 @@ class EvalReport:
         """A human-readable summary with the confusion matrix."""
         ftr = "n/a" if self.free_tier_retention is None else f"{self.free_tier_retention:.3f}"
         lines = [
-            f"judge {self.judge}: n={self.n}  accuracy={self.accuracy:.3f}  "
+            f"judge {self.label}: n={self.n}  accuracy={self.accuracy:.3f}  "
             f"macro-F1={self.macro_f1:.3f}  free-tier retention={ftr}",
+        ]
+        if self.offsets is not None:
+            lines.append(
+                "  offsets: " + "  ".join(f"{c}={self.offsets[c]:+.3f}" for c in CLASS_NAMES)
+            )
+        lines += [
             f"  latency ms: p50={self.latency_ms['p50']:.3f}  p95={self.latency_ms['p95']:.3f}  "
             f"p99={self.latency_ms['p99']:.3f}",
             "  class    precision  recall  f1     support",
@@ -213,9 +229,13 @@ def evaluate(
         latencies.append((clock() - start) * 1000.0)
         truth.append(row.ground_truth)
         predicted.append(judgment.complexity)
+    offsets = None
+    if isinstance(judge, CalibratedJudge):
+        offsets = {c: round(float(v), 6) for c, v in zip(CLASS_NAMES, judge.offsets, strict=True)}
     return EvalReport(
         judge=getattr(judge, "name", type(judge).__name__),
         latency_ms=_percentiles(latencies),
+        offsets=offsets,
         **metrics(truth, predicted),  # type: ignore[arg-type]
     )
 
@@ -268,15 +288,17 @@ def evaluate_with_baselines(
 
 def format_comparison(report: EvalReport) -> str:
     """The judge's full report followed by a one-line-per-judge comparison table."""
+    reports = [report, *report.baselines]
+    width = max(15, *(len(r.label) for r in reports))
     lines = [
         report.format(),
         "",
-        "judge           macro-F1  accuracy  rec-L  rec-M  rec-H  free-tier  p50 ms  p99 ms",
+        f"{'judge':<{width}} macro-F1  accuracy  rec-L  rec-M  rec-H  free-tier  p50 ms  p99 ms",
     ]
-    for r in [report, *report.baselines]:
+    for r in reports:
         ftr = "   n/a" if r.free_tier_retention is None else f"{r.free_tier_retention:6.3f}"
         lines.append(
-            f"{r.judge:<15} {r.macro_f1:8.3f}  {r.accuracy:8.3f}  {r.recall['LOW']:.3f}  "
+            f"{r.label:<{width}} {r.macro_f1:8.3f}  {r.accuracy:8.3f}  {r.recall['LOW']:.3f}  "
             f"{r.recall['MEDIUM']:.3f}  {r.recall['HIGH']:.3f}     {ftr}  "
             f"{r.latency_ms['p50']:6.3f}  {r.latency_ms['p99']:6.3f}"
         )

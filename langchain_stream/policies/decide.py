@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from langchain_stream.judge.base import Complexity
+from langchain_stream.policies.prices import format_usd
 from langchain_stream.policies.store import TIER_RANK, ConversationState
 from langchain_stream.routing import Reason, candidate_tiers
 
@@ -54,9 +55,15 @@ class BudgetState:
     def exhausted(self) -> str | None:
         """Which cap is reached, described, or ``None``."""
         if self.daily_cap_usd is not None and self.spent_today_usd >= self.daily_cap_usd:
-            return f"daily cap ${self.daily_cap_usd:.2f} reached (${self.spent_today_usd:.4f})"
+            return (
+                f"daily cap {format_usd(self.daily_cap_usd)} reached "
+                f"({format_usd(self.spent_today_usd)})"
+            )
         if self.monthly_cap_usd is not None and self.spent_month_usd >= self.monthly_cap_usd:
-            return f"monthly cap ${self.monthly_cap_usd:.2f} reached (${self.spent_month_usd:.4f})"
+            return (
+                f"monthly cap {format_usd(self.monthly_cap_usd)} reached "
+                f"({format_usd(self.spent_month_usd)})"
+            )
         return None
 
 

@@ -8,6 +8,7 @@ the same tokens would have cost on the configured cloud model, which is how savi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from pydantic import BaseModel, Field
@@ -52,3 +53,15 @@ class PriceTable:
 def cost_usd(price: ModelPrice, input_tokens: int, output_tokens: int) -> float:
     """Dollars for the given usage at ``price``."""
     return (input_tokens * price.input_per_mtok + output_tokens * price.output_per_mtok) / 1e6
+
+
+def format_usd(amount: float) -> str:
+    """``amount`` as dollars: cents, or as many decimals as two significant digits need below
+    them, so small caps stay readable (``$12.50``, ``$0.015``, ``$0.005``, ``$0.000001``)."""
+    if amount == 0 or not math.isfinite(amount):
+        return f"${amount:.2f}"
+    decimals = max(2, 1 - math.floor(math.log10(abs(amount))))
+    whole, _, fraction = f"{abs(amount):.{decimals}f}".partition(".")
+    sign = "-" if amount < 0 else ""
+    # Zeros past the cents carry nothing: 0.0100 reads 0.01, 0.0050 reads 0.005.
+    return f"{sign}${whole}.{fraction.rstrip('0').ljust(2, '0')}"

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from langchain_stream.config import get_settings
+from langchain_stream.policies.store import AnswerEntry, PolicyStore
 from tests.conftest import TIME_UNIT_S
 
 STREAM = [sys.executable, "-m", "langchain_stream.cli"]
@@ -111,3 +113,87 @@ def test_judge_eval_ends_with_the_documented_json(tmp_path: Path) -> None:
     assert {"accuracy", "macro_f1", "recall", "free_tier_retention", "latency_ms"} <= set(report)
     assert set(report["recall"]) == {"LOW", "MEDIUM", "HIGH"}
     assert set(report["latency_ms"]) >= {"p50", "p95", "p99"}
+    assert report["calibrated"] is False and report["offsets"] is None
+
+
+def test_judge_eval_says_the_judge_is_calibrated(tmp_path: Path) -> None:
+    rows = [
+        {"text": "What is the capital of Peru?", "ground_truth": "LOW"},
+        {"text": "Prove that there are infinitely many primes.", "ground_truth": "HIGH"},
+    ]
+    path = tmp_path / "eval.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = tmp_path / "stream.toml"
+    config.write_text("judge_offsets = { trained = { LOW = 0.0, MEDIUM = 0.3, HIGH = -0.4 } }\n")
+    env = {"STREAM_CONFIG": str(config), "COLUMNS": "200"}  # no wrapping of the table
+    done = run_cli("judge", "--eval", str(path), "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (report["judge"], report["calibrated"]) == ("trained", True)
+    assert report["offsets"] == {"LOW": 0.0, "MEDIUM": 0.3, "HIGH": -0.4}
+    human = run_cli("judge", "--eval", str(path), env=env)
+    assert human.returncode == 0, human.stderr
+    assert "judge trained (calibrated): n=2" in human.stdout
+    assert "offsets: LOW=+0.000  MEDIUM=+0.300  HIGH=-0.400" in human.stdout
+
+
+def _ledger_with_a_local_and_a_cloud_answer() -> None:
+    """Two answers in the test's own ledger (STREAM_DATABASE_URL, inherited by the CLI)."""
+    store = PolicyStore(str(get_settings().database_url))
+    common: dict = {
+        "user": "alice",
+        "conversation": None,
+        "privacy": "standard",
+        "sensitive": [],
+        "reason": "judge",
+        "input_tokens": 1000,
+        "output_tokens": 500,
+        "policies": [],
+    }
+    store.record_answer(
+        AnswerEntry(
+            **common,
+            complexity="HIGH",
+            tier="cloud",
+            model="gpt-4o-mini",
+            cost_usd=0.003,
+            cloud_equivalent_usd=0.003,
+            tiers_tried=[{"tier": "cloud", "error": None}],
+        )
+    )
+    store.record_answer(
+        AnswerEntry(
+            **common,
+            complexity="LOW",
+            tier="local",
+            model="smollm2",
+            cost_usd=0.0,
+            cloud_equivalent_usd=0.002,
+            tiers_tried=[{"tier": "local", "error": None}],
+        )
+    )
+
+
+def test_costs_prints_the_table_and_the_summary_on_stdout_without_json() -> None:
+    _ledger_with_a_local_and_a_cloud_answer()
+    done = run_cli("costs", env={"STREAM_CLOUD_MODEL": "gpt-4o-mini"})
+    assert done.returncode == 0, done.stderr
+    assert "spend by day and tier" in done.stdout
+    assert "local" in done.stdout and "cloud" in done.stdout
+    # The summary travels with the table through a pipe.
+    assert "total $0.003000; all on gpt-4o-mini: $0.005000; saved $0.002000" in done.stdout
+    assert "saved" not in done.stderr
+    assert not any(line.lstrip().startswith("{") for line in done.stdout.splitlines())
+
+
+def test_costs_json_prints_only_the_report() -> None:
+    _ledger_with_a_local_and_a_cloud_answer()
+    done = run_cli("costs", "--json", env={"STREAM_CLOUD_MODEL": "gpt-4o-mini"})
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)  # the whole of stdout: no table around the JSON
+    assert {row["tier"] for row in report["by_day_and_tier"]} == {"cloud", "local"}
+    assert report["total_cost_usd"] == pytest.approx(0.003)
+    assert report["all_cloud_cost_usd"] == pytest.approx(0.005)
+    assert report["savings_usd"] == pytest.approx(0.002)
+    assert report["cloud_model"] == "gpt-4o-mini"
+    assert "saved" not in done.stderr

@@ -24,6 +24,8 @@ EXPECTED: dict[str, str | tuple[str, ...]] = {
         "tier=local reason=privacy complexity=HIGH cost=$0.000000 sensitive=['email']",
         "tier=local reason=budget complexity=HIGH",
         "requests with sensitive data that reached the cloud: 0",
+        "spend by day and tier",
+        "; saved $",  # `stream costs`'s summary, printed with its table
     ),
     "openai_client_with_stream_serve.py": (
         "header x-stream-routing: tier=local",

@@ -60,6 +60,28 @@ def test_calibrate_writes_the_offsets_and_the_judge_uses_them(tmp_path: Path, co
     assert after["scores"]["LOW"] > before["scores"]["LOW"]
 
 
+def test_calibrate_says_when_the_environment_overrides_the_saved_offsets(
+    tmp_path: Path, config: Path
+) -> None:
+    traffic = tmp_path / "traffic.jsonl"
+    traffic.write_text("\n".join(DEV.read_text().splitlines()[:40]) + "\n")
+    env = {"STREAM_CONFIG": str(config), "STREAM_JUDGE_OFFSETS": '{"keyword": {"HIGH": 1.5}}'}
+    for extra in ([], ["--json"]):
+        done = run_cli("judge", "calibrate", str(traffic), "--judge", "keyword", *extra, env=env)
+        assert done.returncode == 0, done.stderr
+        stderr = " ".join(done.stderr.split())  # rich wraps long lines
+        assert "warning: STREAM_JUDGE_OFFSETS sets the offsets of judge 'keyword'" in stderr
+        assert f"overriding those saved to {config}" in stderr
+        assert "Warning:" not in done.stderr  # said once, not also as a Python warning
+        fitted = json.loads(done.stdout.strip().splitlines()[-1])
+        assert fitted["env_overrides"] == {"STREAM_JUDGE_OFFSETS": {"HIGH": 1.5}}
+    # Another judge's offsets in the environment override nothing that was saved.
+    env["STREAM_JUDGE_OFFSETS"] = '{"trained": {"HIGH": 1.5}}'
+    done = run_cli("judge", "calibrate", str(traffic), "--judge", "keyword", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "warning" not in done.stderr
+
+
 def test_calibrate_with_a_bad_target_fails_clearly(tmp_path: Path, config: Path) -> None:
     traffic = tmp_path / "traffic.jsonl"
     traffic.write_text('"hello"\n')

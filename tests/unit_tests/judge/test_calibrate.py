@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from langchain_stream.judge.base import Complexity, Judgment
 from langchain_stream.judge.calibrate import (
     CalibratedJudge,
     Calibration,
+    EnvironmentOverrideWarning,
     calibrate,
     calibrate_file,
     fit_offsets,
@@ -278,4 +280,69 @@ def test_calibrate_file_without_saving_leaves_no_file(tmp_path: Path, monkeypatc
     queries.write_text('"hello"\n"Prove that there are infinitely many primes."\n')
     fitted = calibrate_file(queries, judge="keyword", target="50,25,25", save=False)
     assert fitted.saved_to is None and fitted.n == 2
+    assert not config.exists()
+
+
+def _traffic(tmp_path: Path) -> Path:
+    queries = tmp_path / "traffic.jsonl"
+    queries.write_text('"hello"\n"Prove that there are infinitely many primes."\n"Explain TCP."\n')
+    return queries
+
+
+def test_calibrate_file_warns_when_the_environment_overrides_the_saved_offsets(
+    tmp_path: Path, monkeypatch
+) -> None:
+    config = tmp_path / "stream.toml"
+    monkeypatch.setenv("STREAM_CONFIG", str(config))
+    monkeypatch.setenv("STREAM_JUDGE_OFFSETS", '{"keyword": {"MEDIUM": -0.4}}')
+    with pytest.warns(EnvironmentOverrideWarning, match="STREAM_JUDGE_OFFSETS") as caught:
+        fitted = calibrate_file(_traffic(tmp_path), judge="keyword", target="50,25,25")
+    assert str(config) in str(caught[0].message)
+    assert fitted.env_overrides == {"STREAM_JUDGE_OFFSETS": {"MEDIUM": -0.4}}
+    assert fitted.to_dict()["env_overrides"] == fitted.env_overrides
+    assert "keyword" in tomllib.loads(config.read_text())["judge_offsets"]  # still saved
+    # What the warning is about: the settings take the environment's value over the file's.
+    assert get_settings().judge_offsets["keyword"]["MEDIUM"] == -0.4
+
+
+def test_calibrate_file_warns_about_a_target_from_the_environment(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("STREAM_CONFIG", str(tmp_path / "stream.toml"))
+    monkeypatch.setenv("STREAM_JUDGE_TARGET", '{"LOW": 0.9, "MEDIUM": 0.05, "HIGH": 0.05}')
+    with pytest.warns(EnvironmentOverrideWarning, match="STREAM_JUDGE_TARGET"):
+        fitted = calibrate_file(_traffic(tmp_path), judge="keyword", target="50,25,25")
+    assert list(fitted.env_overrides) == ["STREAM_JUDGE_TARGET"]
+
+
+@pytest.mark.parametrize("environment", [None, '{"trained": {"MEDIUM": -0.4}}'])
+def test_calibrate_file_is_quiet_when_nothing_overrides_the_judge(
+    tmp_path: Path, monkeypatch, environment: str | None
+) -> None:
+    monkeypatch.setenv("STREAM_CONFIG", str(tmp_path / "stream.toml"))
+    if environment is not None:  # another judge's offsets leave this judge's alone
+        monkeypatch.setenv("STREAM_JUDGE_OFFSETS", environment)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EnvironmentOverrideWarning)
+        fitted = calibrate_file(_traffic(tmp_path), judge="keyword", target="50,25,25")
+    assert fitted.env_overrides == {} and fitted.override_warning is None
+
+
+def test_calibrate_file_without_saving_does_not_warn(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("STREAM_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("STREAM_JUDGE_OFFSETS", '{"keyword": {"MEDIUM": -0.4}}')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EnvironmentOverrideWarning)
+        fitted = calibrate_file(_traffic(tmp_path), judge="keyword", save=False)
+    assert fitted.env_overrides == {}
+
+
+def test_calibrate_file_refuses_invalid_offsets_in_the_environment_before_writing(
+    tmp_path: Path, monkeypatch
+) -> None:
+    config = tmp_path / "stream.toml"
+    monkeypatch.setenv("STREAM_CONFIG", str(config))
+    monkeypatch.setenv("STREAM_JUDGE_OFFSETS", "{not json")
+    with pytest.raises(ConfigurationError, match="judge_offsets"):
+        calibrate_file(_traffic(tmp_path), judge="keyword")
     assert not config.exists()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from langchain_stream.judge.base import Complexity, Judgment
+from langchain_stream.judge.calibrate import CalibratedJudge
 from langchain_stream.judge.evaluate import (
     AlwaysMediumJudge,
     EvalRow,
@@ -171,6 +173,29 @@ def test_baselines_are_evaluated_beside_the_judge(tiny_file: Path) -> None:
     table = format_comparison(report)
     assert "always-medium" in table
     assert "keyword" in table
+
+
+def test_a_calibrated_judge_is_reported_as_calibrated(tiny_file: Path) -> None:
+    rows = load_jsonl(tiny_file)
+    clock = FakeClock()
+    raw = evaluate(ScriptedJudge(clock), rows, clock=clock)
+    assert json.loads(raw.to_json())["calibrated"] is False
+    assert raw.offsets is None and raw.format().startswith("judge scripted: n=8")
+
+    judge = CalibratedJudge(ScriptedJudge(clock), (0.0, 0.3, -0.4))
+    report = evaluate_with_baselines(judge, rows)
+    data = json.loads(report.to_json())
+    assert (data["judge"], data["calibrated"]) == ("scripted", True)
+    assert data["offsets"] == {"LOW": 0.0, "MEDIUM": 0.3, "HIGH": -0.4}
+    assert data["baselines"]["keyword"]["calibrated"] is False
+    text = report.format()
+    assert text.startswith("judge scripted (calibrated): n=8")
+    assert "offsets: LOW=+0.000  MEDIUM=+0.300  HIGH=-0.400" in text
+    header, *rows_of_table = format_comparison(report).split("\n\n")[-1].splitlines()
+    assert rows_of_table[0].startswith("scripted (calibrated) ")
+    # The judge column widens to the label, so the figures stay under their headings.
+    column = header.index("macro-F1") + len("macro-F1")
+    assert all(re.fullmatch(r" \d\.\d{3} ", row[column - 6 : column + 1]) for row in rows_of_table)
 
 
 def test_metrics_edge_cases() -> None:

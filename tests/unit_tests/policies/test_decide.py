@@ -46,9 +46,12 @@ def test_institutional_mode_and_private_conversations() -> None:
     assert "cloud" not in decide(request=RoutingRequest(privacy="institutional")).candidates
     private = decide(conversation=ConversationState(private=True))
     assert "cloud" not in private.candidates
-    assert "cloud" in decide(
-        conversation=ConversationState(private=True), private_conversations=False
-    ).candidates
+    assert (
+        "cloud"
+        in decide(
+            conversation=ConversationState(private=True), private_conversations=False
+        ).candidates
+    )
 
 
 def test_budget_degrades_high_to_hpc() -> None:
@@ -59,6 +62,15 @@ def test_budget_degrades_high_to_hpc() -> None:
     assert decision.policies[0].startswith("budget: daily cap $5.00 reached")
     under = decide(budget=lambda: BudgetState(spent_today_usd=1.0, daily_cap_usd=5.0))
     assert under.candidates[0] == "cloud"
+
+
+def test_budget_message_shows_caps_below_a_cent() -> None:
+    daily = BudgetState(spent_today_usd=0.0000123, daily_cap_usd=0.000001)
+    assert daily.exhausted() == "daily cap $0.000001 reached ($0.000012)"
+    monthly = BudgetState(spent_month_usd=0.0061, monthly_cap_usd=0.005)
+    assert monthly.exhausted() == "monthly cap $0.005 reached ($0.0061)"
+    policy = decide(budget=lambda: daily).policies[0]
+    assert policy.startswith("budget: daily cap $0.000001 reached")
 
 
 def test_budget_is_not_read_when_the_cloud_is_not_a_candidate() -> None:
