@@ -19,12 +19,12 @@ from typing import Any
 
 import anyio
 from fastapi import Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import add_ai_message_chunks
-from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
+from starlette.types import Receive, Scope, Send
 
 from langchain_stream.server import openai_schema as oa
 from langchain_stream.server.convert import completion_of, delta_of, finish_reason_of, usage_of
@@ -32,7 +32,8 @@ from langchain_stream.server.errors import error_payload, from_exception
 
 ROUTING_HEADER = "x-stream-routing"
 _EMPTY = AIMessageChunk(content="")
-DONE = "[DONE]"
+DONE = "data: [DONE]\n\n"
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,38 @@ def _chunk(
         chunk.routing = routing
     # exclude_unset: clients see finish_reason null on every chunk, as OpenAI sends it,
     # and no empty fields besides.
-    return chunk.model_dump_json(exclude_unset=True)
+    return _event(chunk.model_dump_json(exclude_unset=True))
+
+
+def _event(data: str, name: str | None = None) -> str:
+    """One server-sent event (the data is one line of JSON)."""
+    return f"event: {name}\ndata: {data}\n\n" if name else f"data: {data}\n\n"
+
+
+class EventStream(StreamingResponse):
+    """Server-sent events, the first sent at once by the task that answers the request.
+
+    A client that disconnects cancels the events (a watcher reads ``receive``, so a departure
+    is noticed between tokens too), and the background close runs in every case.
+    """
+
+    media_type = "text/event-stream"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def watch() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    group.cancel_scope.cancel()
+
+                group.start_soon(watch)
+                await self.stream_response(send)
+                group.cancel_scope.cancel()
+        finally:
+            if self.background is not None:
+                await self.background()
 
 
 async def stream_answer(
@@ -136,17 +168,16 @@ async def stream_answer(
     headers = routing_header(_routing(first) if first is not None else None)
     # The background close covers a client gone before the events began (their `finally`
     # would never run); closing twice is harmless.
-    return EventSourceResponse(
+    return EventStream(
         _events(first, stream, answer),
-        headers=headers,
-        sep="\n",
+        headers={**SSE_HEADERS, **headers},
         background=BackgroundTask(stream.aclose),
     )
 
 
 async def _events(
     first: AIMessageChunk | None, stream: ModelStream, answer: Answer
-) -> AsyncIterator[str | ServerSentEvent]:
+) -> AsyncIterator[str]:
     routing: dict[str, Any] = {}
     parts: list[AIMessageChunk] = []
     finish: oa.FinishReason | None = None
@@ -181,11 +212,11 @@ async def _events(
                 choices=[],
                 usage=usage or oa.Usage(prompt_tokens=0, completion_tokens=0, total_tokens=0),
             )
-            yield chunk.model_dump_json(exclude_unset=True)
+            yield _event(chunk.model_dump_json(exclude_unset=True))
         yield DONE
     except Exception as exc:
         _, body = from_exception(exc)
-        yield ServerSentEvent(data=json.dumps(error_payload(body)), event="error")
+        yield _event(json.dumps(error_payload(body)), "error")
     finally:
         await stream.aclose()  # on a client disconnect: cancels the tier's generation
 
