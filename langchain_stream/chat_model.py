@@ -21,6 +21,10 @@ from langchain_stream.policies.decide import RoutingRequest
 from langchain_stream.policies.engine import PolicyEngine
 from langchain_stream.structured import StreamFirstChatModel
 
+USER_METADATA_KEY = "stream_user"
+"""Run metadata naming whose budget a request draws on, for callers that cannot pass ``user``
+(the server's LangServe routes put the API key's name there)."""
+
 
 def _default_pin() -> Tier | None:
     return get_settings().tier
@@ -169,7 +173,12 @@ class StreamChatModel(StreamFirstChatModel):
         call_kwargs.pop("ls_structured_output_format", None)
         pin = _pin_from_model_name(call_kwargs.pop("model", None)) or self.tier
         request = RoutingRequest(
-            user=str(call_kwargs.pop("user", None) or self.user or "default"),
+            user=str(
+                call_kwargs.pop("user", None)
+                or run_metadata.get(USER_METADATA_KEY)
+                or self.user
+                or "default"
+            ),
             # LangGraph puts a thread's id in the metadata of runs inside its graphs.
             conversation_id=call_kwargs.pop("conversation_id", None)
             or run_metadata.get("thread_id"),

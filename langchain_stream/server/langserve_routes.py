@@ -5,12 +5,18 @@ as the OpenAI routes, behind the same API keys, rate limits and body limit (the 
 middleware covers every route). A client passes the key as a header::
 
     RemoteRunnable(url, headers={"Authorization": "Bearer <key>"})
+
+Requests draw on the budget of the key's name, as on the OpenAI routes.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from typing import Any
+
+from fastapi import FastAPI, Request
 from langchain_core.runnables import Runnable
+
+from langchain_stream.chat_model import USER_METADATA_KEY
 
 LANGSERVE_PATH = "/langserve/router"
 ENDPOINTS = ("invoke", "batch", "stream", "input_schema", "output_schema", "config_schema")
@@ -35,5 +41,19 @@ def add_langserve_routes(app: FastAPI, runnable: Runnable, path: str = LANGSERVE
         return False
     from langserve import add_routes
 
-    add_routes(app, runnable, path=path, enabled_endpoints=ENDPOINTS)
+    add_routes(
+        app,
+        runnable,
+        path=path,
+        enabled_endpoints=ENDPOINTS,
+        per_req_config_modifier=_key_pays,
+    )
     return True
+
+
+def _key_pays(config: dict[str, Any], request: Request) -> dict[str, Any]:
+    """Requests draw on the budget of the API key's name, as on the OpenAI routes."""
+    key = request.scope.get("state", {}).get("api_key")  # set by the Guard middleware
+    if key is None:
+        return config
+    return {**config, "metadata": {**config.get("metadata", {}), USER_METADATA_KEY: key.name}}

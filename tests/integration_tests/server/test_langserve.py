@@ -24,6 +24,7 @@ def test_invoke_returns_the_answer_with_its_routing_record(remote: object) -> No
     answer = remote.invoke("What is the capital of France?", {"configurable": {}})  # type: ignore[attr-defined]
     assert answer.type == "ai" and answer.content
     assert answer.response_metadata["routing"]["tier"] == "local"
+    assert answer.response_metadata["routing"]["user"] == "tests"  # the key's name pays
 
 
 def test_stream_yields_tokens_one_by_one(remote: object) -> None:
