@@ -93,7 +93,7 @@ def run_judge_bench(
     return {
         "bench": "judge",
         "judge": getattr(chosen, "name", name),
-        "eval_file": str(path),
+        "eval_file": _shown(path),
         **figures,
         "latency_ms": percentiles(latencies, 4),
         "latency_samples_ms": samples(latencies, 4),
@@ -114,3 +114,12 @@ def run_judge_bench(
 
 
 __all__ = ["DEFAULT_EVAL_FILE", "run_judge_bench", "target_mix_sample"]
+
+
+def _shown(path: Path) -> str:
+    """The file as the report shows it: relative to the working directory when inside it
+    (reports are committed; the machine's own layout is not of interest)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
