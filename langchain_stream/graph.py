@@ -563,8 +563,9 @@ def conversation_graph() -> CompiledStateGraph:
     """The router graph with the conversation checkpointer (DESIGN §5).
 
     Runs with a ``thread_id`` keep the conversation's summary, so later requests extend it
-    rather than recompute it, in this process or the next: LangGraph's SQLite checkpointer on
-    the database of ``STREAM_DATABASE_URL`` (see :mod:`langchain_stream.context.store`).
+    rather than recompute it, in this process or the next: LangGraph's SQLite or PostgreSQL
+    checkpointer on the database of ``STREAM_DATABASE_URL`` (see
+    :mod:`langchain_stream.context.store`).
     """
     from langchain_stream.policies.engine import database_url
 

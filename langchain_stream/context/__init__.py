@@ -7,7 +7,7 @@
 - :mod:`~langchain_stream.context.fit`: the prompt a tier receives: system messages, summary,
   recent turns verbatim; or the tier is skipped when even that does not fit.
 - :mod:`~langchain_stream.context.store`: where summaries live between requests (a LangGraph
-  checkpointer on SQLite, or process memory for conversations without an id).
+  checkpointer on SQLite or PostgreSQL, or process memory for conversations without an id).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Where conversation summaries live between requests (DESIGN §5, §6).
 
 - A conversation with an id (a LangGraph ``thread_id``) keeps its summary in the router graph's
-  state, saved by a LangGraph checkpointer: LangGraph's SQLite saver on the policy database's
-  SQLite file (``STREAM_DATABASE_URL``, by default ``~/.local/share/langchain-stream/stream.db``),
-  so a new process picks the conversation up where the last one left it. With the database
-  turned off (``none``) the checkpointer is LangGraph's in-memory one.
+  state, saved by a LangGraph checkpointer on the policy database (``STREAM_DATABASE_URL``):
+  LangGraph's SQLite saver on its SQLite file (by default
+  ``~/.local/share/langchain-stream/stream.db``), or LangGraph's PostgreSQL saver on its
+  PostgreSQL database, so a new process picks the conversation up where the last one left it.
+  With the database turned off (``none``) the checkpointer is LangGraph's in-memory one.
 - A conversation without an id still gets its summary extended rather than recomputed within
   one process: recent summaries are remembered by the digest of the history they cover.
 """
@@ -37,13 +38,12 @@ from langchain_stream.errors import ConfigurationError
 RECENT_SUMMARIES = 256
 
 
-class ConversationSaver(SqliteSaver):
-    """LangGraph's SQLite checkpointer, usable from async graphs.
+class ThreadedAsyncSaver(BaseCheckpointSaver[str]):
+    """A synchronous LangGraph checkpointer whose async methods run the sync ones on a thread.
 
-    ``SqliteSaver`` implements only the synchronous interface; its connection is thread-safe
-    (one lock around every statement), so the async methods run the synchronous ones on a
-    worker thread. This keeps one connection per database for the whole process, whichever
-    event loop runs the graph (``AsyncSqliteSaver`` is bound to the loop that opened it).
+    LangGraph's async savers are bound to the event loop that opened them, while this package
+    runs graphs from whichever loop calls it (and from none). A thread-safe sync saver serves
+    them all with one connection (or pool) per database for the whole process.
     """
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
@@ -85,26 +85,48 @@ class ConversationSaver(SqliteSaver):
         await asyncio.to_thread(self.delete_thread, thread_id)
 
 
+class ConversationSaver(ThreadedAsyncSaver, SqliteSaver):
+    """LangGraph's SQLite checkpointer, usable from async graphs.
+
+    ``SqliteSaver`` implements only the synchronous interface; its connection is thread-safe
+    (one lock around every statement), so the async methods run the synchronous ones on a
+    worker thread (``AsyncSqliteSaver`` is bound to the loop that opened it).
+    """
+
+
 @lru_cache(maxsize=8)
 def conversation_checkpointer(database_url: str | None) -> BaseCheckpointSaver:
     """The checkpointer conversations are saved with, one per database for the process.
 
     Args:
-        database_url: a ``sqlite:///PATH`` URL (as ``STREAM_DATABASE_URL``); ``None`` keeps
-            conversations in this process's memory only.
+        database_url: the policy database's URL (as ``STREAM_DATABASE_URL``): ``sqlite:///PATH``
+            or ``postgresql+psycopg://...``; ``None`` keeps conversations in this process's
+            memory only.
 
     Raises:
-        ConfigurationError: the URL is not SQLite, or the file cannot be opened.
+        ConfigurationError: the database is neither SQLite nor PostgreSQL, its driver is not
+            installed, or it cannot be opened.
     """
     if database_url is None:
         from langgraph.checkpoint.memory import InMemorySaver
 
         return InMemorySaver()
+    scheme = database_url.split(":", 1)[0]
+    if scheme.split("+", 1)[0] == "postgresql":
+        try:
+            from langchain_stream.context.postgres import postgres_checkpointer
+        except ImportError as exc:  # the optional extra is not installed
+            raise ConfigurationError(
+                "conversation summaries on PostgreSQL need LangGraph's PostgreSQL "
+                f'checkpointer: pip install "langchain-stream[postgres]" ({exc})'
+            ) from exc
+        return postgres_checkpointer(database_url)
     if not database_url.startswith("sqlite:///"):
         raise ConfigurationError(
-            f"conversation summaries are saved with LangGraph's SQLite checkpointer; "
-            f"{database_url.split(':', 1)[0]!r} databases are not supported for them yet "
-            "(set STREAM_DATABASE_URL to a sqlite:/// URL, or to none to keep them in memory)"
+            f"conversation summaries are saved with LangGraph's SQLite or PostgreSQL "
+            f"checkpointer; {scheme!r} databases are not supported for them (set "
+            "STREAM_DATABASE_URL to a sqlite:/// or postgresql+psycopg:// URL, or to none to "
+            "keep them in memory)"
         )
     path = Path(database_url.removeprefix("sqlite:///")).expanduser()
     try:

@@ -1,6 +1,6 @@
 """The OpenAI-compatible HTTP API over the router (``stream serve``), and LangServe routes.
 
-Needs the ``[server]`` extra (FastAPI, uvicorn, sse-starlette, limits).
+Needs the ``[server]`` extra (FastAPI, uvicorn, limits).
 """
 
 from langchain_stream.server.app import create_app

@@ -23,7 +23,8 @@ from langchain_openai import ChatOpenAI
 
 from langchain_stream import ChatLocal, StreamChatModel
 from langchain_stream.config import Settings
-from langchain_stream.errors import ConfigurationError, MidStreamError
+from langchain_stream.context import conversation_checkpointer
+from langchain_stream.errors import MidStreamError
 from langchain_stream.hpc import ChatHPC
 from langchain_stream.policies.store import PolicyStore
 from langchain_stream.tiers.cloud import build_cloud_model
@@ -169,7 +170,15 @@ def test_sensitive_data_pins_the_rest_of_the_conversation(local_model, cloud_ser
     assert cloud_server.completions_received() == before
 
 
-def test_stickiness_within_a_langgraph_thread(local_model, cloud_server) -> None:
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_stickiness_within_a_langgraph_thread(
+    local_model, cloud_server, monkeypatch: pytest.MonkeyPatch, request, database: str
+) -> None:
+    from langchain_stream.config import get_settings
+
+    if database == "postgresql":
+        monkeypatch.setenv("STREAM_DATABASE_URL", request.getfixturevalue("postgres_url"))
+        get_settings.cache_clear()
     model = router(local_model, cloud_server)
     config = {"configurable": {"thread_id": "thread-sticky"}}
     first = model.invoke(HIGH, config=config).response_metadata["routing"]
@@ -181,6 +190,11 @@ def test_stickiness_within_a_langgraph_thread(local_model, cloud_server) -> None
         "cloud",
         "sticky",
     )
+    # The thread's checkpoint and its routing state are in the configured database.
+    url = str(get_settings().database_url)
+    assert url.startswith("postgresql" if database == "postgresql" else "sqlite")
+    assert conversation_checkpointer(url).get_tuple(config) is not None
+    assert PolicyStore(url).conversation("thread-sticky").floor_tier == "cloud"
     reset = model.invoke(LOW, config=config, reset_conversation=True)
     assert reset.response_metadata["routing"]["tier"] == "local"
 
@@ -209,18 +223,6 @@ def test_budget_exhaustion_mid_day_degrades_and_survives_a_restart(
     assert restarted.invoke(HIGH).response_metadata["routing"]["reason"] == "budget"
     url = str(get_settings().database_url)
     assert PolicyStore(url).spent_usd("alice")[0] == pytest.approx(spent["cost_usd"])
-
-
-def test_conversations_on_postgresql_fail_clearly_and_plain_requests_work(
-    local_model, cloud_server, monkeypatch: pytest.MonkeyPatch, postgres_url: str
-) -> None:
-    monkeypatch.setenv("STREAM_DATABASE_URL", postgres_url)
-    model = router(local_model, cloud_server)
-    assert model.invoke(LOW).response_metadata["routing"]["tier"] == "local"
-    assert PolicyStore(postgres_url).audit_entries()[-1]["tier"] == "local"
-    # A conversation's summary needs LangGraph's SQLite checkpointer: say so, do not answer.
-    with pytest.raises(ConfigurationError, match="SQLite checkpointer"):
-        model.invoke(LOW, conversation_id="c-postgres")
 
 
 def test_costs_command_reports_spend_and_savings(local_model, cloud_server) -> None:

@@ -1,7 +1,9 @@
-"""The ledger, audit log and conversation state on a real PostgreSQL server (127.0.0.1)."""
+"""The ledger, audit log, conversation state and conversation summaries on a real PostgreSQL
+server (127.0.0.1)."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -10,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from langchain_stream.context import conversation_checkpointer
+from langchain_stream.context.postgres import PostgresConversationSaver, postgres_checkpointer
 from langchain_stream.errors import ConfigurationError
 from langchain_stream.policies.store import PolicyStore
 from tests.conftest import TIME_UNIT_S
 from tests.integration_tests.postgres import PostgresServer
+from tests.unit_tests.context.test_store import counter_graph
 from tests.unit_tests.policies.test_store import entry
 
 pytestmark = pytest.mark.timeout(120)
@@ -33,6 +37,20 @@ for i in range(count):
     store.record_answer(entry(user=name, cost_usd=0.01, conversation="shared"))
     store.record_failure(entry(user=name, tier="", conversation=None))
 print("done", flush=True)
+"""
+
+CONVERSATION_WRITER = """
+import sys
+import langchain_stream.context.postgres  # loaded before the signal: the setups run at once
+from langchain_stream.context import conversation_checkpointer
+from tests.unit_tests.context.test_store import counter_graph
+
+url, name, turns = sys.argv[1], sys.argv[2], int(sys.argv[3])
+print("ready", flush=True)
+sys.stdin.readline()  # both set the fresh database up at the same moment
+graph = counter_graph(conversation_checkpointer(url))
+for _ in range(turns):
+    graph.invoke({"count": 1}, {"configurable": {"thread_id": name}})
 """
 
 
@@ -82,11 +100,11 @@ def test_ledger_survives_a_database_restart(
     assert float(out.stdout) == 1.25
 
 
-def test_two_processes_write_one_fresh_database_at_once(postgres_url: str) -> None:
-    count = 40
+def _run_at_once(script: str, url: str, count: str) -> None:
+    """Run ``script`` as two processes (alice and bob) released together once both are ready."""
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, postgres_url, name, str(count)],
+            [sys.executable, "-c", script, url, name, count],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -108,6 +126,11 @@ def test_two_processes_write_one_fresh_database_at_once(postgres_url: str) -> No
     finally:
         for writer in writers:
             writer.kill()
+
+
+def test_two_processes_write_one_fresh_database_at_once(postgres_url: str) -> None:
+    count = 40
+    _run_at_once(WRITER, postgres_url, str(count))
     store = PolicyStore(postgres_url)
     assert store.spent_usd("alice")[0] == pytest.approx(count * 0.01)
     assert store.spent_usd("bob")[0] == pytest.approx(count * 0.01)
@@ -116,7 +139,45 @@ def test_two_processes_write_one_fresh_database_at_once(postgres_url: str) -> No
     assert store.conversation("shared").floor_tier == "cloud"
 
 
-def test_conversation_summaries_refuse_postgresql_with_a_clear_error(postgres_url: str) -> None:
-    with pytest.raises(ConfigurationError, match="SQLite checkpointer") as info:
-        conversation_checkpointer(postgres_url)
-    assert "'postgresql+psycopg' databases are not supported" in str(info.value)
+async def test_conversations_are_saved_and_survive_a_fresh_checkpointer_and_a_restart(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    saver = conversation_checkpointer(postgres_url)
+    assert isinstance(saver, PostgresConversationSaver)
+    assert conversation_checkpointer(postgres_url) is saver  # one per database per process
+    config = {"configurable": {"thread_id": "t1"}}
+    graph = counter_graph(saver)
+    assert await graph.ainvoke({"count": 1}, config) == {"count": 2}
+    assert await graph.ainvoke({"count": 1}, config) == {"count": 4}  # from the saved state
+    assert len([c async for c in saver.alist(config)]) >= 2
+    # A checkpointer of its own (as in a new process) sees the same conversation.
+    fresh = postgres_checkpointer(postgres_url)
+    assert counter_graph(fresh).get_state(config).values == {"count": 4}
+    # The process's checkpointer outlives a server restart (its pooled connection does not).
+    postgres_server.stop()
+    postgres_server.start()
+    assert await graph.ainvoke({"count": 1}, config) == {"count": 6}
+    await fresh.adelete_thread("t1")
+    assert graph.get_state(config).values == {}
+    fresh.conn.close()
+
+
+def test_two_processes_set_up_one_fresh_checkpointer_database_at_once(postgres_url: str) -> None:
+    turns = 5
+    _run_at_once(CONVERSATION_WRITER, postgres_url, str(turns))
+    saver = postgres_checkpointer(postgres_url)
+    graph = counter_graph(saver)
+    for name in ("alice", "bob"):
+        state = graph.get_state({"configurable": {"thread_id": name}})
+        assert state.values == {"count": 2 * turns}
+    saver.conn.close()
+
+
+def test_an_unreachable_conversation_database_is_a_clear_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there once the socket is closed
+    url = f"postgresql+psycopg://stream:secret@127.0.0.1:{port}/stream"
+    with pytest.raises(ConfigurationError, match="cannot open the conversation database") as info:
+        conversation_checkpointer(url)
+    assert "secret" not in str(info.value)

@@ -1,4 +1,5 @@
-"""A conversation's summary is saved with it and extended, even by another process."""
+"""A conversation's summary is saved with it (in SQLite or PostgreSQL) and extended, even by
+another process."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, messages_to_dict
 
 from langchain_stream import StreamChatModel
-from langchain_stream.context import ConversationSummary
+from langchain_stream.config import get_settings
+from langchain_stream.context import ConversationSummary, fit
+from langchain_stream.context.store import RecentSummaries
 from langchain_stream.graph import conversation_graph
 
 from .test_compression import filler
@@ -47,7 +50,21 @@ def saved_summary(thread: str) -> ConversationSummary:
     return ConversationSummary.model_validate(state.values["summary"])
 
 
-def test_a_new_process_extends_the_saved_summary(small_window: None) -> None:
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_new_process_extends_the_saved_summary(
+    small_window: None,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    database: str,
+) -> None:
+    # This process remembers the summaries it made by the history they cover, and earlier tests
+    # summarized these turns too: start from an empty memory, so the summary is created here.
+    monkeypatch.setattr(fit, "recent_summaries", RecentSummaries())
+    if database == "postgresql":
+        # Both processes save the conversation in PostgreSQL, as servers on several machines do.
+        monkeypatch.setenv("STREAM_DATABASE_URL", request.getfixturevalue("postgres_url"))
+        get_settings.cache_clear()
+    assert str(get_settings().database_url).startswith(database)
     thread = f"conversation-{uuid.uuid4().hex}"
     config = {"configurable": {"thread_id": thread}}
     history = [
