@@ -213,9 +213,14 @@ def _check_continuation(received: list[AIMessageChunk], successor: RecordsItsInp
 
 
 @pytest.mark.usefixtures("continuing", "local_model")
-def test_a_broken_answer_continues_on_the_next_tier_when_configured() -> None:
+@pytest.mark.parametrize("conversation", [None, "thread-1"], ids=["direct", "compiled-graph"])
+def test_a_broken_answer_continues_on_the_next_tier_when_configured(
+    conversation: str | None,
+) -> None:
+    # With a conversation id the request runs through the compiled graph and its checkpointer.
     router, successor = _continuing_router()
-    _check_continuation(list(router.stream("What is the capital of France?")), successor)
+    chunks = router.stream("What is the capital of France?", conversation_id=conversation)
+    _check_continuation(list(chunks), successor)
     result = router.invoke("What is the capital of Spain?")
     assert result.response_metadata["routing_continuation"]["tier"] == "cloud"
     assert result.response_metadata["routing_event"]["continues_on"] == "cloud"
