@@ -145,10 +145,11 @@ def _context() -> RouterContext:
 # `_astream_router`).
 
 
-def compress(state: RouterState, context: RouterContext | None = None) -> dict[str, Any]:
+def compress(state: RouterState, context: RouterContext) -> dict[str, Any]:
     """Prepare what fitting the history needs for any tier: the conversation's summary,
     checked against the history (DESIGN §5). Each tier node then fits the history to its own
-    window, so a fallback to another tier refits it."""
+    window, so a fallback to another tier refits it. (It takes the context as every step
+    does, and needs none of it.)"""
     summary = load_summary(state["messages"], state.get("summary"))
     record = RoutingRecord(compression=CompressionReport(applied=False))
     return {
@@ -157,11 +158,10 @@ def compress(state: RouterState, context: RouterContext | None = None) -> dict[s
     }
 
 
-def judge(state: RouterState, context: RouterContext | None = None) -> dict[str, Any]:
+def judge(state: RouterState, context: RouterContext) -> dict[str, Any]:
     """Judge the current query; a pinned request skips the judge."""
     if state.get("tier") is not None:
         return {}
-    context = context or _context()
     record = RoutingRecord.model_validate(state.get("record", {}))
     query, earlier = _query_and_context(state["messages"])
     judgment = context.complexity_judge().judge(query, earlier)
@@ -172,9 +172,8 @@ def judge(state: RouterState, context: RouterContext | None = None) -> dict[str,
     return {"record": record.model_dump(mode="json", exclude_none=True)}
 
 
-def route(state: RouterState, context: RouterContext | None = None) -> dict[str, Any]:
+def route(state: RouterState, context: RouterContext) -> dict[str, Any]:
     """Order the candidate tiers: the judge's class (or the pin) under the routing policies."""
-    context = context or _context()
     models = context.models()
     record = RoutingRecord.model_validate(state.get("record", {}))
     request = context.request
@@ -210,12 +209,11 @@ def route(state: RouterState, context: RouterContext | None = None) -> dict[str,
     }
 
 
-def fallback(state: RouterState, context: RouterContext | None = None) -> dict[str, Any]:
+def fallback(state: RouterState, context: RouterContext) -> dict[str, Any]:
     """Drop the tier that failed; give up when none is left."""
     remaining = state.get("candidates", [])[1:]
     record = RoutingRecord.model_validate(state.get("record", {}))
     if not remaining:
-        context = context or _context()
         context.policy_engine().record(record, context.request, answered=False)
         attempts = [a.model_dump() for a in record.tiers_tried]
         raise NoTierAvailableError(
