@@ -135,4 +135,3 @@ def iterate_async(make_aiter: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
     finally:
         if not future.done():
             future.cancel()
-

@@ -399,7 +399,7 @@ def bench_compression(
 
 @bench_app.command("serve")
 def bench_serve(
-    runs: Annotated[int, typer.Option(help="Measured TTFT requests per gateway.")] = 40,
+    runs: Annotated[int, typer.Option(help="Measured TTFT requests per gateway.")] = 120,
     requests: Annotated[
         int, typer.Option(help="Requests per gateway and concurrency level for requests/s.")
     ] = 64,

@@ -27,4 +27,3 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
-

@@ -368,7 +368,7 @@ def _report(contenders: list[Contender], skipped: dict[str, str], **params: Any)
 
 def run_serve_bench(
     *,
-    runs: int = 40,
+    runs: int = 120,
     requests: int = 64,
     concurrency: list[int] | None = None,
     max_tokens: int = 32,

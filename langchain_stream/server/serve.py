@@ -12,12 +12,16 @@ shared store (e.g. ``redis://``). Each worker loads its own copy of the local mo
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import logging
+from typing import Any
 
 from langchain_stream.config import Settings
 from langchain_stream.errors import ConfigurationError
+from langchain_stream.server.access_log import LOGGER_NAME as ACCESS_LOGGER
 from langchain_stream.server.auth import KeyStore
+from langchain_stream.server.protocol import HTTP_PROTOCOL
 
 logger = logging.getLogger("langchain_stream.server")
 
@@ -50,6 +54,25 @@ def check_exposure(host: str, keys: KeyStore) -> None:
     logger.warning("no API keys configured: any program on this machine may call the server")
 
 
+def log_config(access_log: bool) -> dict[str, Any]:
+    """uvicorn's logging configuration, with the access log written by the app (at the end
+    of each response) rather than by uvicorn (at its start)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["handlers"]["stream_access"] = {
+        "formatter": "default",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stdout",
+    }
+    config["loggers"][ACCESS_LOGGER] = {
+        "handlers": ["stream_access"],
+        "level": "INFO" if access_log else "WARNING",
+        "propagate": False,
+    }
+    return config
+
+
 def run_server(
     settings: Settings,
     *,
@@ -80,7 +103,9 @@ def run_server(
         host=host,
         port=port or settings.server_port,
         workers=workers or settings.server_workers,
-        access_log=access_log,
+        http=HTTP_PROTOCOL,  # headers and the first event leave together
+        access_log=False,  # the app's own access log (see log_config)
+        log_config=log_config(access_log),
         server_header=False,  # the server's software is nobody's business
         log_level="info",
     )

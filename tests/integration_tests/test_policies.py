@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,72 +25,13 @@ from langchain_stream.errors import MidStreamError
 from langchain_stream.hpc import ChatHPC
 from langchain_stream.policies.store import PolicyStore
 from langchain_stream.tiers.cloud import build_cloud_model
-from langchain_stream.tiers.embedded import embedded_model_path
 from tests.conftest import TIME_UNIT_S
+from tests.integration_tests.cloud_server import CLOUD_KEY, CloudServer, free_port
 from tests.integration_tests.hpc.helpers import shared_endpoint, shutdown_shared_endpoint
 
 HIGH = "Prove that there are infinitely many prime numbers."
 MEDIUM = "Explain how a hash map works."
 LOW = "What is the capital of France?"
-CLOUD_KEY = "sk-loopback"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class CloudServer:
-    """`python -m llama_cpp.server` on loopback, requiring ``CLOUD_KEY``; its access log tells
-    what it received."""
-
-    def __init__(self, log: Path) -> None:
-        self.port = _free_port()
-        self.log = log
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        self._handle = log.open("w")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llama_cpp.server",
-                "--model",
-                str(embedded_model_path()),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--n_ctx",
-                "2048",
-                "--api_key",
-                CLOUD_KEY,
-            ],
-            stdout=self._handle,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60 * TIME_UNIT_S
-        ping = urllib.request.Request(
-            f"{self.url}/models", headers={"Authorization": f"Bearer {CLOUD_KEY}"}
-        )
-        while True:
-            try:
-                with urllib.request.urlopen(ping, timeout=2):
-                    break
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"llama_cpp.server did not start:\n{log.read_text()}"
-                    ) from None
-                time.sleep(0.3)
-
-    def completions_received(self) -> int:
-        return self.log.read_text().count("POST /v1/chat/completions")
-
-    def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        self._handle.close()
 
 
 @pytest.fixture(scope="module")
@@ -349,7 +287,7 @@ def test_fault_injection_event_sequences(
 def test_breaker_opens_after_repeated_failures(local_model, cloud_server) -> None:
     down = ChatOpenAI(
         model="gpt-4o-mini",
-        base_url=f"http://127.0.0.1:{_free_port()}/v1",
+        base_url=f"http://127.0.0.1:{free_port()}/v1",
         api_key="sk-x",
         max_retries=0,
         timeout=5,
@@ -385,7 +323,7 @@ async def test_cloud_readiness_asks_the_api_for_its_models(cloud_server) -> None
     assert await built_cloud(cloud_server.url, CLOUD_KEY).acheck_ready() is None
     wrong = await built_cloud(cloud_server.url, "sk-wrong").acheck_ready()
     assert wrong == f"cloud API at {cloud_server.url} rejected the API key (HTTP 401)"
-    closed = f"http://127.0.0.1:{_free_port()}/v1"
+    closed = f"http://127.0.0.1:{free_port()}/v1"
     down = await built_cloud(closed, CLOUD_KEY).acheck_ready()
     assert down is not None and down.startswith(f"cloud API at {closed} is unreachable: ")
     assert cloud_server.completions_received() == before  # a check costs no completion

@@ -6,6 +6,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_tests.unit_tests import ChatModelUnitTests
 
 from langchain_stream import ChatLocal, StreamChatModel
+from langchain_stream.config import Settings
+from langchain_stream.tiers.cloud import build_cloud_model
 
 
 class TestChatLocalUnit(ChatModelUnitTests):
@@ -50,3 +52,18 @@ class TestStreamChatModelUnit(ChatModelUnitTests):
     @property
     def supports_model_override(self) -> bool:
         return False
+
+
+class TestCloudTierUnit(ChatModelUnitTests):
+    """The cloud tier's ChatOpenAI as ``stream serve`` builds it for a compatible server."""
+
+    @property
+    def chat_model_class(self) -> type[BaseChatModel]:
+        settings = Settings(
+            cloud_model="m", cloud_base_url="http://127.0.0.1:9/v1", cloud_api_key="k"
+        )
+        return type(build_cloud_model(settings))
+
+    @property
+    def chat_model_params(self) -> dict:
+        return {"model": "m", "base_url": "http://127.0.0.1:9/v1", "api_key": "k"}

@@ -17,6 +17,7 @@ from langchain_stream import ChatLocal, StreamChatModel
 from langchain_stream.config import Settings
 from langchain_stream.server import KeyStore, create_app, hash_key
 from langchain_stream.server.auth import parse_keys_file
+from langchain_stream.server.protocol import HTTP_PROTOCOL
 from tests.conftest import TIME_UNIT_S
 
 KEY = "sk-integration-" + "3" * 32
@@ -34,10 +35,16 @@ def free_port() -> int:
 
 @contextmanager
 def serving(app: FastAPI) -> Iterator[str]:
-    """Run ``app`` under uvicorn on a free loopback port, in a thread; stop it afterwards."""
+    """Run ``app`` under uvicorn, with ``stream serve``'s protocol, on a free loopback port,
+    in a thread; stop it afterwards."""
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", server_header=False
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=HTTP_PROTOCOL,
+        log_level="warning",
+        server_header=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import AsyncIterator
 
 import httpx
@@ -11,6 +13,7 @@ import pytest
 from langchain_stream.chat_model import StreamChatModel
 from langchain_stream.config import Settings
 from langchain_stream.server import KeyStore, create_app
+from langchain_stream.server.access_log import LOGGER_NAME as ACCESS_LOGGER
 
 KEY = "sk-unit-" + "5" * 32
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -161,3 +164,15 @@ def test_the_openapi_schema_documents_the_routes_errors_and_the_key() -> None:
     assert {"400", "401", "404", "413", "429", "503"} <= set(chat["responses"])
     assert "text/event-stream" in chat["responses"]["200"]["content"]
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
+
+
+async def test_the_access_log_has_one_line_per_request_once_it_is_answered(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+        await client.get("/v1/models", headers=AUTH)
+        await client.get("/v1/models")  # refused by the gate: logged all the same
+    lines = [r.getMessage() for r in caplog.records if r.name == ACCESS_LOGGER]
+    assert len(lines) == 2
+    assert re.fullmatch(r'127\.0\.0\.1:\d+ - "GET /v1/models HTTP/1\.1" 200 \d+\.\d ms', lines[0])
+    assert re.fullmatch(r'127\.0\.0\.1:\d+ - "GET /v1/models HTTP/1\.1" 401 \d+\.\d ms', lines[1])
