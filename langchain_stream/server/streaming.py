@@ -11,7 +11,6 @@ generation.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -58,27 +57,17 @@ def _routing(chunk: AIMessageChunk) -> dict[str, Any] | None:
 
 
 class ModelStream:
-    """A model's stream, iterated by a task of its own; closing it cancels that task once.
+    """A model's stream, read chunk by chunk; closing it cancels the tier's generation.
 
-    Why a task: the SSE response runs in an anyio task group, which on a client disconnect
-    cancels its tasks again and again until they finish. Had that task been iterating the
-    model, the repeated cancellations would reach into the router's own clean-up and could
-    leave the tier generating for nobody. Here the model's task gets exactly one
-    ``cancel()``, from :meth:`aclose`, and is awaited in a shielded scope.
+    The SSE response runs in an anyio task group, which on a client disconnect cancels its
+    tasks again and again until they finish. The close is therefore shielded, so it runs to
+    its end once; the router's own work runs in a task of its own
+    (:func:`langchain_stream.graph.isolated_astream`), which gets exactly one ``cancel()``
+    however often its reader is cancelled.
     """
 
     def __init__(self, chunks: AsyncIterator[Any]) -> None:
-        self._items: asyncio.Queue[tuple[AIMessageChunk | None, Exception | None]] = asyncio.Queue()
-        self._task = asyncio.create_task(self._run(chunks))
-
-    async def _run(self, chunks: AsyncIterator[Any]) -> None:
-        try:
-            async for chunk in chunks:
-                self._items.put_nowait((chunk, None))
-        except Exception as exc:
-            self._items.put_nowait((None, exc))
-        else:
-            self._items.put_nowait((None, None))
+        self._chunks = chunks
 
     async def next(self) -> AIMessageChunk | None:
         """The next chunk, or ``None`` at the end.
@@ -86,17 +75,15 @@ class ModelStream:
         Raises:
             Exception: whatever the model raised.
         """
-        chunk, error = await self._items.get()
-        if error is not None:
-            raise error
-        return chunk
+        try:
+            return await anext(self._chunks)
+        except StopAsyncIteration:
+            return None
 
     async def aclose(self) -> None:
         """Stop the model's stream (cancelling the tier's generation) and wait for it."""
         with anyio.CancelScope(shield=True):
-            if not self._task.done():
-                self._task.cancel()
-            await asyncio.wait([self._task])  # unlike `await task`, never cancels it again
+            await self._chunks.aclose()  # type: ignore[attr-defined]
 
 
 def _chunk(

@@ -3,7 +3,7 @@
 The model it builds also answers the router's readiness check (``acheck_ready``): one
 ``GET {base_url}/models`` with the key, so a cloud API that is unreachable, rejects the key or
 fails is skipped before a request waits on it. Its streamed chunks reach ``ChatOpenAI`` as the
-parsed JSON they are (:class:`PlainChunkCompletions`).
+parsed JSON they are (:mod:`langchain_stream.tiers.openai_stream`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pydantic import model_validator
 
 from langchain_stream.config import Settings
 from langchain_stream.errors import ConfigurationError
+from langchain_stream.tiers.openai_stream import PlainChunkCompletions
 
 READINESS_TIMEOUT_S = 5.0
 """Bound on the readiness check's request."""
@@ -46,6 +47,8 @@ def build_cloud_model(settings: Settings) -> BaseChatModel:
         max_tokens=settings.max_tokens,
         stream_usage=True,
         max_retries=0,  # the router falls back to another tier instead of retrying
+        # A client of the tier's own: streamed requests go straight through it.
+        http_async_client=_async_http_client(),
     )
 
 
@@ -78,51 +81,11 @@ async def check_openai_api(client: Any, timeout_s: float = READINESS_TIMEOUT_S) 
     return None
 
 
-# Arguments of the SDK's `create` that are request options rather than body fields.
-_REQUEST_OPTIONS = {
-    "extra_headers": "headers",
-    "extra_query": "params",
-    "extra_body": "extra_json",
-    "timeout": "timeout",
-}
+def _async_http_client() -> Any:
+    """The SDK's default async HTTP client (its timeouts, limits and redirects)."""
+    import openai
 
-
-class PlainChunkCompletions:
-    """An OpenAI client's ``chat.completions`` whose streamed chunks arrive as plain dicts.
-
-    ``ChatOpenAI`` takes a streamed chunk as a dict when it is one. The SDK's ``create`` first
-    checks the request body against its parameter types (for chat completions it changes
-    nothing) and builds a typed model of every chunk, which ``ChatOpenAI`` dumps straight back
-    to a dict: about 0.8 ms of CPU before the first token. Streamed requests go through the
-    SDK's generic ``post`` instead, with the same body, headers, key and error handling (an
-    error event in the stream still raises ``APIError``), and chunks cast to ``object``.
-    Everything else is the SDK's own.
-    """
-
-    def __init__(self, completions: Any, client: Any, stream_cls: type) -> None:
-        self._completions = completions
-        self._client = client
-        self._stream_cls = stream_cls
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._completions, name)
-
-    def create(self, **params: Any) -> Any:
-        """As the SDK's ``create``; a coroutine when the client is async."""
-        # Structured output goes through the SDK's own parsing; whole answers are one model.
-        if not params.get("stream") or "response_format" in params:
-            return self._completions.create(**params)
-        options = {
-            option: params.pop(name) for name, option in _REQUEST_OPTIONS.items() if name in params
-        }
-        return self._client.post(
-            "/chat/completions",
-            body=params,
-            options=options,
-            cast_to=object,
-            stream=True,
-            stream_cls=self._stream_cls,
-        )
+    return openai.DefaultAsyncHttpxClient()
 
 
 def _is_sdk(completions: Any) -> bool:
@@ -133,6 +96,7 @@ def _is_sdk(completions: Any) -> bool:
 def _cloud_chat_openai(*, compatible: bool) -> type[BaseChatModel]:
     """``ChatOpenAI`` with the readiness check; for compatible servers it also sends
     ``max_tokens``."""
+    import httpx2
     from langchain_openai import ChatOpenAI
     from openai import AsyncStream, Stream
 
@@ -149,8 +113,12 @@ def _cloud_chat_openai(*, compatible: bool) -> type[BaseChatModel]:
             if self.root_client is not None and _is_sdk(self.client):
                 self.client = PlainChunkCompletions(self.client, self.root_client, Stream[object])
             if self.root_async_client is not None and _is_sdk(self.async_client):
+                own = self.http_async_client
                 self.async_client = PlainChunkCompletions(
-                    self.async_client, self.root_async_client, AsyncStream[object]
+                    self.async_client,
+                    self.root_async_client,
+                    AsyncStream[object],
+                    own if isinstance(own, httpx2.AsyncClient) else None,
                 )
             return self
 

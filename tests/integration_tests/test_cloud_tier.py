@@ -8,6 +8,7 @@ import json
 import tempfile
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -20,14 +21,17 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from langchain_stream.config import Settings
 from langchain_stream.tiers.cloud import PlainChunkCompletions, build_cloud_model
-from tests.integration_tests.cloud_server import CLOUD_KEY, CloudServer
+from tests.integration_tests.cloud_server import CLOUD_KEY, CloudServer, free_port
 
 MODEL = "gpt-4o-mini"  # llama.cpp's server answers with its one model whatever the name
 _server: CloudServer | None = None
 
-# langchain-openai shares one async HTTP client per base URL across model instances; its
-# pooled connections belong to the event loop that opened them, so the module shares a loop.
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+def own_http_client() -> openai.DefaultAsyncHttpxClient:
+    """An async HTTP client for one model. Without one, langchain-openai shares a client per
+    base URL across instances, and its pooled connections belong to the event loop (here: the
+    test) that opened them."""
+    return openai.DefaultAsyncHttpxClient()
 
 
 def shared_server() -> CloudServer:
@@ -69,6 +73,7 @@ class TestCloudTierIntegration(ChatModelIntegrationTests):
             "temperature": 0.0,
             "stream_usage": True,
             "max_retries": 0,
+            "http_async_client": own_http_client(),
         }
 
     @property
@@ -89,10 +94,16 @@ class TestCloudTierIntegration(ChatModelIntegrationTests):
         super().test_usage_metadata_streaming(model)
 
 
+def test_the_tier_streams_through_its_own_http_client() -> None:
+    model = cloud_tier(shared_server().url)
+    completions = model.async_client  # type: ignore[attr-defined]
+    assert isinstance(completions, PlainChunkCompletions)
+    assert completions._http is model.http_async_client is not None  # type: ignore[attr-defined]
+
+
 def test_the_streamed_answer_equals_the_sdks() -> None:
     server = shared_server()
     ours = cloud_tier(server.url)
-    assert isinstance(ours.async_client, PlainChunkCompletions)  # type: ignore[attr-defined]
     stock = ChatOpenAI(
         model=MODEL,
         base_url=server.url,
@@ -137,6 +148,65 @@ async def test_a_rejected_key_raises_the_sdks_error() -> None:
             pass
 
 
+async def test_an_unreachable_api_raises_the_sdks_connection_error() -> None:
+    model = cloud_tier(f"http://127.0.0.1:{free_port()}/v1")
+    with pytest.raises(openai.APIConnectionError):
+        async for _ in model.astream("hi"):
+            pass
+
+
+class _Refusing(BaseHTTPRequestHandler):
+    """Refuses every request with the status in its path (``/v1/<status>/chat/completions``)."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        status = int(self.path.split("/")[2])
+        body = json.dumps({"error": {"message": f"refused with {status}", "type": "x"}}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, openai.BadRequestError),
+        (404, openai.NotFoundError),
+        (429, openai.RateLimitError),
+        (500, openai.InternalServerError),
+        (418, openai.APIStatusError),
+    ],
+)
+async def test_a_refused_request_raises_what_the_sdk_raises(
+    status: int, error: type[openai.APIStatusError]
+) -> None:
+    with serving_handler(_Refusing) as url:
+        base = f"{url}/{status}"
+        ours = cloud_tier(base, api_key="sk-any")
+        with pytest.raises(error) as raised:
+            async for _ in ours.astream("hi"):
+                pass
+        stock = ChatOpenAI(
+            model=MODEL,
+            base_url=base,
+            api_key="sk-any",
+            max_retries=0,
+            http_async_client=own_http_client(),
+        )
+        with pytest.raises(error) as expected:
+            async for _ in stock.astream("hi"):
+                pass
+    assert type(raised.value) is type(expected.value)
+    assert str(raised.value) == str(expected.value)
+    assert raised.value.status_code == status
+    assert raised.value.body == expected.value.body
+
+
 class _ErrorMidStream(BaseHTTPRequestHandler):
     """Streams one chunk, then an error event, as OpenAI does when generation fails."""
 
@@ -161,9 +231,10 @@ class _ErrorMidStream(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def failing_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _ErrorMidStream)
+@contextmanager
+def serving_handler(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A stand-in API on loopback, for faults llama.cpp's server cannot be made to show."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -171,6 +242,12 @@ def failing_server() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def failing_server() -> Iterator[str]:
+    with serving_handler(_ErrorMidStream) as url:
+        yield url
 
 
 async def test_an_error_event_mid_stream_raises_after_the_first_chunk(failing_server) -> None:
