@@ -119,7 +119,10 @@ def _cloud_chat_openai(*, compatible: bool) -> type[BaseChatModel]:
                     self.root_async_client,
                     AsyncStream[object],
                     own if isinstance(own, httpx2.AsyncClient) else None,
+                    chunk_timeout_s=self.stream_chunk_timeout,
                 )
+                # The completions object keeps this bound now (without a task per chunk).
+                self.stream_chunk_timeout = None
             return self
 
         async def acheck_ready(self) -> str | None:

@@ -15,10 +15,15 @@ the request through its layers of options, and builds a typed model of every chu
   connection ``APIConnectionError`` / ``APITimeoutError``;
 - other streamed requests go through the SDK's generic ``post``, chunks cast to ``object``;
 - everything else (whole answers, structured output) is the SDK's ``create``.
+
+An async stream also keeps ``ChatOpenAI``'s ``stream_chunk_timeout`` (:class:`SilenceBound`):
+``ChatOpenAI`` bounds each wait for a chunk with ``asyncio.wait_for``, which on Python 3.11
+starts a task per chunk; here one timer per chunk bounds the same silence.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -64,6 +69,42 @@ def status_error(response: Any) -> Exception:
     return cls(message, response=response, body=data)
 
 
+class SilenceBound:
+    """An SDK stream whose wait for each chunk is bounded: a silent API raises ``TimeoutError``.
+
+    The stream is used as the SDK's is (``async with``, ``async for``); each wait for the
+    next chunk runs under a timer of its own, entered and left within that one wait.
+    """
+
+    def __init__(self, stream: Any, seconds: float) -> None:
+        self.stream = stream
+        self.seconds = seconds
+        self.received = 0
+
+    async def __aenter__(self) -> SilenceBound:
+        await self.stream.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.stream.__aexit__(*exc_info)
+
+    def __aiter__(self) -> SilenceBound:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            async with asyncio.timeout(self.seconds):
+                chunk = await self.stream.__anext__()
+        except TimeoutError:
+            await self.stream.close()  # let the connection go
+            raise TimeoutError(
+                f"no chunk from the API for {self.seconds:g} s after {self.received} chunks "
+                "(stream_chunk_timeout)"
+            ) from None
+        self.received += 1
+        return chunk
+
+
 class PlainChunkCompletions:
     """A client's ``chat.completions`` whose streamed chunks reach ``ChatOpenAI`` as dicts.
 
@@ -73,15 +114,23 @@ class PlainChunkCompletions:
         stream_cls: ``Stream[object]`` or ``AsyncStream[object]``, as the client is.
         http_client: the async client's own HTTP client (``httpx2.AsyncClient``), when it has
             one; streamed requests then go straight through it.
+        chunk_timeout_s: for an async client, the bound on the wait for each chunk (``None``:
+            unbounded).
     """
 
     def __init__(
-        self, completions: Any, client: Any, stream_cls: type, http_client: Any = None
+        self,
+        completions: Any,
+        client: Any,
+        stream_cls: type,
+        http_client: Any = None,
+        chunk_timeout_s: float | None = None,
     ) -> None:
         self._completions = completions
         self._client = client
         self._stream_cls = stream_cls
         self._http = http_client
+        self._chunk_timeout_s = chunk_timeout_s
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._completions, name)
@@ -93,16 +142,32 @@ class PlainChunkCompletions:
         options = {
             option: params.pop(name) for name, option in _REQUEST_OPTIONS.items() if name in params
         }
-        if self._http is not None and not options and self._plain_auth():
-            return self._post_directly(params)
+        if self._is_async():
+            return self._astream(params, options)
+        return self._post(params, options)
+
+    def _is_async(self) -> bool:
+        from openai import AsyncStream
+
+        return getattr(self._stream_cls, "__origin__", self._stream_cls) is AsyncStream
+
+    def _post(self, body: dict[str, Any], options: dict[str, Any]) -> Any:
         return self._client.post(
             "/chat/completions",
-            body=params,
+            body=body,
             options=options,
             cast_to=object,
             stream=True,
             stream_cls=self._stream_cls,
         )
+
+    async def _astream(self, body: dict[str, Any], options: dict[str, Any]) -> Any:
+        if self._http is not None and not options and self._plain_auth():
+            stream = await self._post_directly(body)
+        else:
+            stream = await self._post(body, options)
+        seconds = self._chunk_timeout_s
+        return SilenceBound(stream, seconds) if seconds and seconds > 0 else stream
 
     def _plain_auth(self) -> bool:
         # An API key in a header is all it takes; other schemes stay with the SDK.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +22,7 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from langchain_stream.config import Settings
 from langchain_stream.tiers.cloud import PlainChunkCompletions, build_cloud_model
+from tests.conftest import TIME_UNIT_S
 from tests.integration_tests.cloud_server import CLOUD_KEY, CloudServer, free_port
 
 MODEL = "gpt-4o-mini"  # llama.cpp's server answers with its one model whatever the name
@@ -229,6 +231,46 @@ class _ErrorMidStream(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+
+class _Stalling(BaseHTTPRequestHandler):
+    """Streams one chunk, then goes silent (headers sent, connection open) for a while."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        chunk = {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": MODEL,
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}}],
+        }
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        self.wfile.flush()
+        time.sleep(3 * TIME_UNIT_S)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+async def test_a_silent_stream_times_out_after_stream_chunk_timeout() -> None:
+    settings = Settings(cloud_model=MODEL, cloud_base_url="http://unused/v1", cloud_api_key="k")
+    with serving_handler(_Stalling) as url:
+        model = type(build_cloud_model(settings))(
+            model=MODEL, base_url=url, api_key="sk-any", stream_chunk_timeout=0.3, max_retries=0
+        )
+        # The bound moved into the completions object, which keeps it without a task per chunk.
+        assert model.stream_chunk_timeout is None
+        received = []
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match=r"no chunk from the API for 0\.3 s after 1 chunks"):
+            async for chunk in model.astream("hi"):
+                received.append(chunk.text)
+        assert received == ["Hel"]
+        assert time.monotonic() - started < 2.5 * TIME_UNIT_S
 
 
 @contextmanager
