@@ -192,18 +192,23 @@ def _compression_recall(r: dict[str, Any]) -> tuple[str, str, bool | None]:
     )
 
 
+def _with_ci(gateway: dict[str, Any]) -> str:
+    ci = gateway.get("added_ttft_ms_p50_ci95")
+    interval = f" [{_num(ci[0])}, {_num(ci[1])}]" if ci else ""
+    return f"+{_num(gateway['added_ttft_ms_p50'])}{interval}"
+
+
 def _serve_added(r: dict[str, Any]) -> tuple[str, str, bool | None]:
     gateways = r["gateways"]
     ours = r["stream_added_ttft_ms_p50"]
-    peers = [
-        f"{n} +{_num(g['added_ttft_ms_p50'])}" for n, g in gateways.items() if n != "stream serve"
-    ]
+    peers = [f"{n} {_with_ci(g)}" for n, g in gateways.items() if n != "stream serve"]
     peers += [f"{n} not measured: {why}" for n, why in (r.get("skipped") or {}).items()]
     beside = f" ({'; '.join(peers)})" if peers else ""
     measured_peers = len(gateways) > 1
+    mine = _with_ci(gateways["stream serve"]) if "stream serve" in gateways else f"+{_num(ours)}"
     return (
-        "`stream serve` added TTFT over the backend called directly, p50",
-        f"+{_num(ours)} ms{beside}",
+        "`stream serve` added TTFT over the backend called directly, p50 [95% CI]",
+        f"{mine} ms{beside}",
         ours <= 3 and (r["lowest_overhead"] or not measured_peers),
     )
 

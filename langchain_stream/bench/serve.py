@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 from rich.progress import Progress
 
-from langchain_stream.bench.stats import machine, percentiles, samples
+from langchain_stream.bench.stats import machine, median_ci, percentiles, samples
 from langchain_stream.errors import ConfigurationError
 from langchain_stream.tiers.embedded import embedded_model_path
 
@@ -337,6 +337,7 @@ def _report(contenders: list[Contender], skipped: dict[str, str], **params: Any)
             "ttft_ms": percentiles(who.ttft_ms),
             "added_ttft_ms": percentiles(added),
             "added_ttft_ms_p50": percentiles(added)["p50"],
+            "added_ttft_ms_p50_ci95": median_ci(added),
             "added_total_ms_p50": percentiles(added_total)["p50"],
             "requests_per_s": who.requests_per_s,
             "failures": who.failures,

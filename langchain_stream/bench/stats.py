@@ -22,6 +22,24 @@ def percentiles(values: Sequence[float], digits: int = 3) -> dict[str, float]:
     }
 
 
+def median_ci(
+    values: Sequence[float], level: float = 0.95, resamples: int = 2000, digits: int = 3
+) -> list[float]:
+    """A bootstrap confidence interval of the median of ``values`` (seeded: reproducible).
+
+    Medians of a few tens of noisy samples move by tenths of a millisecond from run to run;
+    the interval says how far apart two of them must be to differ.
+    """
+    if not values:
+        return []
+    data = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(0)
+    medians = np.median(rng.choice(data, size=(resamples, data.size)), axis=1)
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(medians, [tail, 100.0 - tail])
+    return [round(float(low), digits), round(float(high), digits)]
+
+
 def samples(values: Sequence[float], digits: int = 3) -> list[float]:
     """The raw measurements, rounded: kept in the JSON so plots can show distributions."""
     return [round(float(v), digits) for v in values]
