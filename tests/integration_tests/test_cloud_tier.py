@@ -157,11 +157,30 @@ async def test_an_unreachable_api_raises_the_sdks_connection_error() -> None:
             pass
 
 
-class _Refusing(BaseHTTPRequestHandler):
+FIRST_CHUNK = {
+    "id": "c1",
+    "object": "chat.completion.chunk",
+    "created": 1,
+    "model": MODEL,
+    "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}}],
+}
+
+
+class _StandIn(BaseHTTPRequestHandler):
+    """A stand-in API's handler: reads the request, logs nothing."""
+
+    def read_request(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _Refusing(_StandIn):
     """Refuses every request with the status in its path (``/v1/<status>/chat/completions``)."""
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
+        self.read_request()
         status = int(self.path.split("/")[2])
         body = json.dumps({"error": {"message": f"refused with {status}", "type": "x"}}).encode()
         self.send_response(status)
@@ -169,9 +188,6 @@ class _Refusing(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.mark.parametrize(
@@ -209,51 +225,31 @@ async def test_a_refused_request_raises_what_the_sdk_raises(
     assert raised.value.body == expected.value.body
 
 
-class _ErrorMidStream(BaseHTTPRequestHandler):
+class _ErrorMidStream(_StandIn):
     """Streams one chunk, then an error event, as OpenAI does when generation fails."""
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
-        chunk = {
-            "id": "c1",
-            "object": "chat.completion.chunk",
-            "created": 1,
-            "model": MODEL,
-            "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}}],
-        }
+        self.read_request()
         error = {"error": {"message": "the backend failed", "type": "server_error"}}
-        body = f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(error)}\n\n".encode()
+        body = f"data: {json.dumps(FIRST_CHUNK)}\n\ndata: {json.dumps(error)}\n\n".encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, *args: object) -> None:
-        pass
 
-
-class _Stalling(BaseHTTPRequestHandler):
+class _Stalling(_StandIn):
     """Streams one chunk, then goes silent (headers sent, connection open) for a while."""
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
-        chunk = {
-            "id": "c1",
-            "object": "chat.completion.chunk",
-            "created": 1,
-            "model": MODEL,
-            "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}}],
-        }
+        self.read_request()
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
-        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        self.wfile.write(f"data: {json.dumps(FIRST_CHUNK)}\n\n".encode())
         self.wfile.flush()
         time.sleep(3 * TIME_UNIT_S)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 async def test_a_silent_stream_times_out_after_stream_chunk_timeout() -> None:
