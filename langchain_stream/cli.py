@@ -410,6 +410,13 @@ def bench_serve(
     peers: Annotated[
         bool, typer.Option("--peers/--no-peers", help="Also measure hpc-as-api and LiteLLM.")
     ] = True,
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="llama: llama.cpp's server on the embedded model; instant: a backend that "
+            "answers at once, so only the gateways' own time varies."
+        ),
+    ] = "llama",
     as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
 ) -> None:
     """Gateway overhead: `stream serve` vs hpc-as-api vs LiteLLM, same loopback backend."""
@@ -424,6 +431,7 @@ def bench_serve(
             max_tokens=max_tokens,
             peers=peers,
             progress=not as_json,
+            backend=backend,
         )
     except StreamError as exc:
         raise _fail(exc) from exc

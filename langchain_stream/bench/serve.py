@@ -136,8 +136,19 @@ def _base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("STREAM_")}
 
 
-def _start_backend(procs: _Processes) -> Contender:
+BACKENDS = ("llama", "instant")
+"""``llama``: llama.cpp's server on the embedded model; ``instant``: a backend that answers at
+once (:mod:`langchain_stream.bench.instant_backend`), so only the gateways' own time varies."""
+
+
+def _start_backend(procs: _Processes, kind: str = "llama") -> Contender:
     port = _free_port()
+    if kind == "instant":
+        command = [sys.executable, "-m", "langchain_stream.bench.instant_backend"]
+        process = procs.start("backend", [*command, "--port", str(port)], _base_env())
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(f"{url}/v1/models", process, "backend", procs)
+        return Contender("direct", url, BACKEND_MODEL)
     command = [
         *(sys.executable, "-m", "llama_cpp.server"),
         *("--model", str(embedded_model_path()), "--model_alias", BACKEND_MODEL),
@@ -376,6 +387,7 @@ def run_serve_bench(
     throughput_max_tokens: int = 8,
     peers: bool = True,
     progress: bool = False,
+    backend: str = "llama",
 ) -> dict[str, Any]:
     """Start the backend and the gateways, measure them, stop them; return the figures.
 
@@ -388,7 +400,13 @@ def run_serve_bench(
         throughput_max_tokens: answer length of the requests/s runs.
         peers: also start hpc-as-api and LiteLLM (each skipped, with the reason, when absent).
         progress: print progress on stderr.
+        backend: one of :data:`BACKENDS`.
+
+    Raises:
+        ConfigurationError: an unknown backend, or a server that did not start.
     """
+    if backend not in BACKENDS:
+        raise ConfigurationError(f"unknown backend {backend!r}: use {' or '.join(BACKENDS)}")
     levels = concurrency or [1, 16, 64]
     skipped: dict[str, str] = {}
     # A terminated benchmark still stops the servers it started (SystemExit runs `finally`).
@@ -397,11 +415,20 @@ def run_serve_bench(
             previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
             restore.callback(signal.signal, signal.SIGTERM, previous)
         return _run(
-            runs, requests, levels, max_tokens, throughput_max_tokens, peers, progress, skipped
+            backend,
+            runs,
+            requests,
+            levels,
+            max_tokens,
+            throughput_max_tokens,
+            peers,
+            progress,
+            skipped,
         )
 
 
 def _run(
+    backend_kind: str,
     runs: int,
     requests: int,
     levels: list[int],
@@ -414,7 +441,7 @@ def _run(
     with tempfile.TemporaryDirectory(prefix="stream-bench-serve-") as tmp:
         procs = _Processes(Path(tmp))
         try:
-            backend = _start_backend(procs)
+            backend = _start_backend(procs, backend_kind)
             contenders = [backend, _start_stream(procs, backend)]
             if peers:
                 for name, start in (("hpc-as-api", _start_hpc_as_api), ("litellm", _start_litellm)):
@@ -438,6 +465,7 @@ def _run(
     return _report(
         contenders,
         skipped,
+        backend=backend_kind,
         runs=runs,
         max_tokens=max_tokens,
         throughput_max_tokens=throughput_max_tokens,
