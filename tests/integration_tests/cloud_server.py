@@ -45,6 +45,10 @@ class CloudServer:
                 "2048",
                 "--api_key",
                 CLOUD_KEY,
+                # By default llama.cpp's server cuts a running answer short when any other
+                # request arrives (another answer, or a readiness check's GET /models).
+                "--interrupt_requests",
+                "False",
             ],
             stdout=self._handle,
             stderr=subprocess.STDOUT,

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 from langchain_core.language_models import BaseChatModel
@@ -20,11 +21,14 @@ from langchain_core.messages import AIMessageChunk
 from langchain_openai import ChatOpenAI
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
+from langchain_stream import StreamChatModel
 from langchain_stream.config import Settings
+from langchain_stream.server import KeyStore, create_app
 from langchain_stream.tiers.cloud import PlainChunkCompletions, build_cloud_model
 from tests.conftest import TIME_UNIT_S
 from tests.integration_tests.cloud_server import CLOUD_KEY, CloudServer, free_port
 
+SERVER_KEY = "sk-served-" + "6" * 32
 MODEL = "gpt-4o-mini"  # llama.cpp's server answers with its one model whatever the name
 _server: CloudServer | None = None
 
@@ -295,3 +299,31 @@ async def test_an_error_event_mid_stream_raises_after_the_first_chunk(failing_se
         async for chunk in model.astream("hi"):
             received.append(chunk.text)
     assert received == ["Hel"]
+
+
+async def test_served_the_first_event_carries_the_first_token() -> None:
+    # The tier opens with a chunk that names the role and says nothing: the router folds it
+    # into the first token, so the first event a client reads carries text.
+    router = StreamChatModel(cloud=cloud_tier(shared_server().url), judge="keyword")
+    app = create_app(router, keys=KeyStore.of(SERVER_KEY), langserve=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        response = await http.post(
+            "/v1/chat/completions",
+            headers={"Authorization": f"Bearer {SERVER_KEY}"},
+            json={
+                "model": "stream-cloud",
+                "messages": [{"role": "user", "content": "Name three colours."}],
+                "stream": True,
+            },
+        )
+    assert response.status_code == 200
+    events = [
+        json.loads(line.removeprefix("data: "))
+        for line in response.text.splitlines()
+        if line.startswith("data: {")
+    ]
+    first = events[0]["choices"][0]["delta"]
+    assert first["role"] == "assistant" and first["content"]
+    assert events[0]["routing"]["tier"] == "cloud"
+    assert all("role" not in e["choices"][0]["delta"] for e in events[1:] if e["choices"])
