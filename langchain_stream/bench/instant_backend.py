@@ -27,15 +27,24 @@ MODEL = "bench-model"
 WORDS = ("Once", " upon", " a", " time", ",", " a", " keeper", " kept", " a", " light", ".")
 
 
-def _chunk(completion: str, delta: dict[str, Any], finish: str | None = None) -> str:
+def _event(completion: str, choices: list[dict[str, Any]], **extra: Any) -> str:
     body = {
         "id": completion,
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": MODEL,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        "choices": choices,
+        **extra,
     }
     return f"data: {json.dumps(body)}\n\n"
+
+
+def _chunk(completion: str, delta: dict[str, Any], finish: str | None = None) -> str:
+    return _event(completion, [{"index": 0, "delta": delta, "finish_reason": finish}])
+
+
+def _usage(tokens: list[str]) -> dict[str, int]:
+    return {"prompt_tokens": 16, "completion_tokens": len(tokens), "total_tokens": 16 + len(tokens)}
 
 
 def _answer(max_tokens: int) -> list[str]:
@@ -52,20 +61,7 @@ async def _events(request: dict[str, Any], interval_s: float) -> AsyncIterator[s
         yield _chunk(completion, {"content": token})
     yield _chunk(completion, {}, "length")
     if (request.get("stream_options") or {}).get("include_usage"):
-        usage = {
-            "prompt_tokens": 16,
-            "completion_tokens": len(tokens),
-            "total_tokens": 16 + len(tokens),
-        }
-        body = {
-            "id": completion,
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-            "model": MODEL,
-            "choices": [],
-            "usage": usage,
-        }
-        yield f"data: {json.dumps(body)}\n\n"
+        yield _event(completion, [], usage=_usage(tokens))
     yield "data: [DONE]\n\n"
 
 
@@ -94,11 +90,7 @@ def create_app(interval_s: float) -> Starlette:
                         "finish_reason": "length",
                     }
                 ],
-                "usage": {
-                    "prompt_tokens": 16,
-                    "completion_tokens": len(tokens),
-                    "total_tokens": 16 + len(tokens),
-                },
+                "usage": _usage(tokens),
             }
         )
 

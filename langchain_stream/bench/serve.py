@@ -145,20 +145,18 @@ def _start_backend(procs: _Processes, kind: str = "llama") -> Contender:
     port = _free_port()
     if kind == "instant":
         command = [sys.executable, "-m", "langchain_stream.bench.instant_backend"]
-        process = procs.start("backend", [*command, "--port", str(port)], _base_env())
-        url = f"http://127.0.0.1:{port}"
-        _wait_ready(f"{url}/v1/models", process, "backend", procs)
-        return Contender("direct", url, BACKEND_MODEL)
-    command = [
-        *(sys.executable, "-m", "llama_cpp.server"),
-        *("--model", str(embedded_model_path()), "--model_alias", BACKEND_MODEL),
-        *("--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"),
-        # Queue concurrent requests; by default a new request cuts the running one short.
-        *("--interrupt_requests", "False"),
-        # One thread: on two shared cores, threads spinning at llama.cpp's barriers make the
-        # backend's own TTFT vary by 100x, drowning what the gateways add.
-        *("--n_threads", "1", "--n_threads_batch", "1"),
-    ]
+        command += ["--port", str(port)]
+    else:
+        command = [
+            *(sys.executable, "-m", "llama_cpp.server"),
+            *("--model", str(embedded_model_path()), "--model_alias", BACKEND_MODEL),
+            *("--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"),
+            # Queue concurrent requests; by default a new request cuts the running one short.
+            *("--interrupt_requests", "False"),
+            # One thread: on two shared cores, threads spinning at llama.cpp's barriers make the
+            # backend's own TTFT vary by 100x, drowning what the gateways add.
+            *("--n_threads", "1", "--n_threads_batch", "1"),
+        ]
     process = procs.start("backend", command, _base_env())
     url = f"http://127.0.0.1:{port}"
     _wait_ready(f"{url}/v1/models", process, "backend", procs)

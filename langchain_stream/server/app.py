@@ -29,10 +29,10 @@ from langchain_stream.chat_model import StreamChatModel
 from langchain_stream.config import Settings, get_settings
 from langchain_stream.server import openai_schema as oa
 from langchain_stream.server.access_log import AccessLog
-from langchain_stream.server.auth import ApiKey, KeyStore, RateLimiter
+from langchain_stream.server.auth import KeyStore, RateLimiter
 from langchain_stream.server.convert import call_kwargs, to_langchain_messages
 from langchain_stream.server.errors import ApiError, install_error_handlers
-from langchain_stream.server.guard import Guard
+from langchain_stream.server.guard import Guard, api_key_of
 from langchain_stream.server.streaming import Answer, complete_answer, stream_answer
 
 logger = logging.getLogger("langchain_stream.server")
@@ -67,11 +67,6 @@ class Gateway:
     def served_models(self) -> list[str]:
         """``stream-auto`` and one id per configured tier."""
         return [AUTO_MODEL, *(f"stream-{tier}" for tier in self.model.tier_models())]
-
-
-def _api_key(request: Request) -> ApiKey | None:
-    """The caller's key, as the Guard middleware matched it (``None`` without authentication)."""
-    return getattr(request.state, "api_key", None)
 
 
 # The routes read the gateway from the app and the key from the Guard directly rather than
@@ -129,7 +124,6 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.state.gateway = gateway
     install_error_handlers(app)
     app.add_middleware(
         Guard,
@@ -198,7 +192,7 @@ def create_app(
                 param="messages",
             )
         messages = to_langchain_messages(body.messages)
-        key = _api_key(request)
+        key = api_key_of(request.scope)
         kwargs = call_kwargs(body, user=key.name if key is not None else body.user)
         answer = Answer(
             completion_id=f"chatcmpl-{uuid.uuid4().hex}",

@@ -20,6 +20,11 @@ ANONYMOUS = "anonymous"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
+def api_key_of(scope: Scope) -> ApiKey | None:
+    """The key the Guard matched for this request (``None`` without authentication)."""
+    return scope.get("state", {}).get("api_key")
+
+
 def _bearer(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == b"authorization":

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from langchain_core.runnables import Runnable
 
 from langchain_stream.chat_model import USER_METADATA_KEY
+from langchain_stream.server.guard import api_key_of
 
 LANGSERVE_PATH = "/langserve/router"
 ENDPOINTS = ("invoke", "batch", "stream", "input_schema", "output_schema", "config_schema")
@@ -53,7 +54,7 @@ def add_langserve_routes(app: FastAPI, runnable: Runnable, path: str = LANGSERVE
 
 def _key_pays(config: dict[str, Any], request: Request) -> dict[str, Any]:
     """Requests draw on the budget of the API key's name, as on the OpenAI routes."""
-    key = request.scope.get("state", {}).get("api_key")  # set by the Guard middleware
+    key = api_key_of(request.scope)
     if key is None:
         return config
     return {**config, "metadata": {**config.get("metadata", {}), USER_METADATA_KEY: key.name}}

@@ -57,12 +57,10 @@ def status_error(response: Any) -> Exception:
         body: Any = json.loads(text)
     except ValueError:
         body = text
-    else:
-        error = body.get("error", body) if isinstance(body, dict) else None
-        detail = error.get("message") if isinstance(error, dict) else None
-        if isinstance(detail, str) and detail:
-            message += f" - {detail}"
     data = body.get("error", body) if isinstance(body, dict) else body
+    detail = data.get("message") if isinstance(data, dict) else None
+    if isinstance(detail, str) and detail:
+        message += f" - {detail}"
     cls = classes.get(code) or (
         openai.InternalServerError if code >= 500 else openai.APIStatusError
     )
@@ -131,6 +129,9 @@ class PlainChunkCompletions:
         self._stream_cls = stream_cls
         self._http = http_client
         self._chunk_timeout_s = chunk_timeout_s
+        from openai import AsyncStream
+
+        self._is_async = getattr(stream_cls, "__origin__", stream_cls) is AsyncStream
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._completions, name)
@@ -142,14 +143,9 @@ class PlainChunkCompletions:
         options = {
             option: params.pop(name) for name, option in _REQUEST_OPTIONS.items() if name in params
         }
-        if self._is_async():
+        if self._is_async:
             return self._astream(params, options)
         return self._post(params, options)
-
-    def _is_async(self) -> bool:
-        from openai import AsyncStream
-
-        return getattr(self._stream_cls, "__origin__", self._stream_cls) is AsyncStream
 
     def _post(self, body: dict[str, Any], options: dict[str, Any]) -> Any:
         return self._client.post(
