@@ -63,7 +63,7 @@ def stand_in_cloud(log: Path) -> Iterator[str]:
             [
                 sys.executable,
                 "-m",
-                "llama_cpp.server",
+                "langchain_stream.llama.server",
                 "--model",
                 str(embedded_model_path()),
                 "--model_alias",

@@ -60,6 +60,11 @@ def writable_config_path() -> Path:
     return config_file_path() or _DEFAULT_CONFIG_PATHS[0]
 
 
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "langchain-stream"
+
+
 class Settings(BaseSettings):
     """Tiers, models, judge, relay and cloud settings (env: ``STREAM_<FIELD>``)."""
 
@@ -72,6 +77,13 @@ class Settings(BaseSettings):
     """Context window the local model is loaded with, in tokens."""
     local_n_threads: int | None = Field(default=None, ge=1)
     """CPU threads for llama.cpp; unset means half the logical cores."""
+    local_extra_buffers: Literal["auto", "on", "off"] = "auto"
+    """llama.cpp's extra buffer types (AMX, weight repacking): ``auto`` probes once per CPU,
+    llama.cpp build and quantization type in a child process and caches the answer; ``on`` and
+    ``off`` skip the probe. Some Intel CPUs with AMX crash with them on."""
+    cache_dir: Path | None = Field(default_factory=lambda: _default_cache_dir())
+    """Where machine-specific answers (the extra-buffer probe) are cached; ``none`` keeps
+    nothing. Default: ``$XDG_CACHE_HOME/langchain-stream`` or ``~/.cache/langchain-stream``."""
 
     # --- generation defaults ----------------------------------------------------------------
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
@@ -199,6 +211,13 @@ class Settings(BaseSettings):
     """Largest request body the server reads, in bytes; larger ones get HTTP 413."""
     max_messages: int = Field(default=256, ge=1)
     """Most messages one chat request may carry."""
+
+    @field_validator("cache_dir", mode="before")
+    @classmethod
+    def _none_cache_dir(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("", "none"):
+            return None
+        return value
 
     @field_validator("relay_urls", mode="before")
     @classmethod

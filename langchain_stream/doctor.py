@@ -86,8 +86,12 @@ def check_local(settings: Settings) -> HealthRow:
         started = time.perf_counter()
         model.load()
         load_s = time.perf_counter() - started
+        loaded = model.load()
         model.invoke("Hi")
-        return f"{model.resolved_model_path} (loaded and warmed up in {load_s:.1f} s)"
+        return (
+            f"{model.resolved_model_path} (loaded and warmed up in {load_s:.1f} s); "
+            f"{loaded.extra_buffers.describe()}"
+        )
 
     return _guarded("local tier", run)
 

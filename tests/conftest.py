@@ -11,10 +11,19 @@ import pytest
 TIME_UNIT_S = float(os.environ.get("STREAM_TEST_TIME_UNIT_S", "1.0"))
 
 
+@pytest.fixture(scope="session")
+def machine_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache of machine-specific answers (the extra-buffer probe) for the whole session,
+    outside the user's home: the probe runs once per test session."""
+    return tmp_path_factory.mktemp("machine-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    """Tests see only the STREAM_* variables they set, no config file of the user's, and a
-    policy database (ledger, audit log) of their own."""
+def _isolated_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, machine_cache_dir: Path
+):
+    """Tests see only the STREAM_* variables they set, no config file of the user's, a
+    policy database (ledger, audit log) of their own and the session's machine cache."""
     for name in list(os.environ):
         if name.startswith("STREAM_") and name != "STREAM_TEST_TIME_UNIT_S":
             monkeypatch.delenv(name, raising=False)
@@ -22,6 +31,7 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     empty.write_text("")
     monkeypatch.setenv("STREAM_CONFIG", str(empty))
     monkeypatch.setenv("STREAM_DATABASE_URL", f"sqlite:///{tmp_path / 'stream.db'}")
+    monkeypatch.setenv("STREAM_CACHE_DIR", str(machine_cache_dir))
     from langchain_stream.config import get_settings
 
     get_settings.cache_clear()

@@ -148,7 +148,7 @@ def _start_backend(procs: _Processes, kind: str = "llama") -> Contender:
         command += ["--port", str(port)]
     else:
         command = [
-            *(sys.executable, "-m", "llama_cpp.server"),
+            *(sys.executable, "-m", "langchain_stream.llama.server"),
             *("--model", str(embedded_model_path()), "--model_alias", BACKEND_MODEL),
             *("--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"),
             # Queue concurrent requests; by default a new request cuts the running one short.

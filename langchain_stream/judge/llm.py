@@ -13,7 +13,7 @@ How a judgment runs (DESIGN §4):
   spellings), sums them per class and normalises over the three classes. Nothing is sampled.
 
 Sharing the model with the local tier: the weights come from
-:func:`~langchain_stream.tiers.llama_runtime.load_model`, so when the judge's GGUF file is the
+:func:`~langchain_stream.llama.runtime.load_model`, so when the judge's GGUF file is the
 local tier's they are loaded once and shared. The judge evaluates in a **second llama.cpp
 context on those weights**, with its own KV cache and its own lock, rather than in the tier's
 context under the tier's lock:
@@ -48,7 +48,7 @@ from langchain_stream.judge.base import Complexity, Judgment
 from langchain_stream.judge.trained import clean_text, context_text, is_followup, looks_binary
 
 if TYPE_CHECKING:
-    from langchain_stream.tiers.llama_runtime import LlamaModel
+    from langchain_stream.llama.runtime import LlamaModel
 
 CLASSES: tuple[Complexity, ...] = (Complexity.LOW, Complexity.MEDIUM, Complexity.HIGH)
 
@@ -334,8 +334,8 @@ class LLMJudge:
 
     def _load_weights(self) -> LlamaModel:
         from langchain_stream.config import get_settings
+        from langchain_stream.llama.runtime import load_model
         from langchain_stream.tiers.embedded import embedded_model_path
-        from langchain_stream.tiers.llama_runtime import load_model
 
         settings = get_settings()
         path = self.model_path.expanduser()

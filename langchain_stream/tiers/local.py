@@ -24,10 +24,10 @@ from pydantic import Field, PrivateAttr
 from langchain_stream._threads import aiter_in_thread
 from langchain_stream.config import get_settings
 from langchain_stream.errors import InvalidRequestError
+from langchain_stream.llama.runtime import GenerationStats, LlamaModel, load_model
 from langchain_stream.structured import StreamFirstChatModel
 from langchain_stream.tiers import tool_calls
 from langchain_stream.tiers.embedded import embedded_model_path
-from langchain_stream.tiers.llama_runtime import GenerationStats, LlamaModel, load_model
 
 _TEXT_BLOCK_TYPES = {"text"}
 # Blocks that restate what ``AIMessage.tool_calls`` already carries.
@@ -235,6 +235,7 @@ class ChatLocal(StreamFirstChatModel):
                 ),
                 response_metadata={
                     "model_name": model.name,
+                    "extra_buffers": model.extra_buffers.to_metadata(),
                     "finish_reason": stats.finish_reason,
                     "generation_ms": round(elapsed * 1000.0, 2),
                 },

@@ -34,7 +34,7 @@ class CloudServer:
             [
                 sys.executable,
                 "-m",
-                "llama_cpp.server",
+                "langchain_stream.llama.server",
                 "--model",
                 str(embedded_model_path()),
                 "--host",

@@ -58,6 +58,25 @@ def test_chat_with_a_missing_model_file_fails_clearly(tmp_path: Path) -> None:
     assert "gone.gguf" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_chat_with_a_truncated_model_file_fails_in_one_line(tmp_path: Path) -> None:
+    from langchain_stream.tiers.embedded import embedded_model_path
+
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(embedded_model_path().read_bytes()[:2_000_000])
+    done = run_cli("chat", "hi", env={"STREAM_LOCAL_MODEL": str(cut)})
+    assert done.returncode == 1  # an error exit, not death by a signal
+    assert "cut.gguf" in done.stderr and "truncated" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_doctor_says_which_llama_cpp_path_is_in_use() -> None:
+    done = run_cli("doctor", "--json")
+    local = next(row for row in json.loads(done.stdout) if row["part"] == "local tier")
+    assert local["healthy"], local
+    assert "extra buffer types" in local["detail"]
+    assert "STREAM_LOCAL_EXTRA_BUFFERS" in local["detail"]
+
+
 def test_doctor_reports_each_tier() -> None:
     done = run_cli("doctor", "--json")
     assert done.returncode == 0, done.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import threading
 import time
 from pathlib import Path
@@ -244,11 +245,15 @@ def test_corrupt_model_file_is_named(tmp_path: Path) -> None:
     not_gguf.write_text("these are not weights")
     with pytest.raises(ModelLoadError, match="not a GGUF"):
         ChatLocal(model_path=str(not_gguf)).invoke("hi")
-    # A real GGUF header followed by garbage: llama.cpp itself refuses it.
-    truncated = tmp_path / "truncated.gguf"
-    truncated.write_bytes(embedded_model_path().read_bytes()[:4096])
-    with pytest.raises(ModelLoadError, match="could not load"):
-        ChatLocal(model_path=str(truncated)).invoke("hi")
+    # A real GGUF header cut short, then a file cut inside its weights: caught before
+    # llama.cpp reads past the end of its memory map.
+    data = embedded_model_path().read_bytes()
+    for size, where in ((4096, "header"), (len(data) // 2, "tensor data")):
+        truncated = tmp_path / f"truncated-{size}.gguf"
+        truncated.write_bytes(data[:size])
+        with pytest.raises(ModelLoadError, match=f"truncated.*inside its {where}") as info:
+            ChatLocal(model_path=str(truncated)).invoke("hi")
+        assert str(truncated) in str(info.value)
 
 
 def test_model_path_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -264,3 +269,56 @@ def test_tool_call_json_is_valid_for_the_schema(local_model: ChatLocal) -> None:
     result = local_model.bind_tools([get_time], tool_choice="any").invoke("Time in Lima?")
     json.dumps(result.tool_calls[0]["args"])
     assert set(result.tool_calls[0]["args"]) == {"timezone"}
+
+
+SEGFAULT = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"]
+
+
+def test_a_probe_that_crashes_loads_without_extra_buffers_and_remembers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The AMX fault, simulated: the probe child dies by SIGSEGV with extra buffers on."""
+    import langchain_stream.llama.extra_buffers as extra_buffers
+    from langchain_stream.chat_model import StreamChatModel
+    from langchain_stream.config import get_settings
+    from langchain_stream.doctor import check_local
+
+    real_probe = extra_buffers.run_probe
+    calls: list[bool] = []
+
+    def crashing_probe(path: Path, on: bool, **kwargs: object) -> extra_buffers.ProbeResult:
+        calls.append(on)
+        return real_probe(path, on, command=SEGFAULT) if on else real_probe(path, on)
+
+    monkeypatch.setattr(extra_buffers, "run_probe", crashing_probe)
+    monkeypatch.setenv("STREAM_CACHE_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    model = ChatLocal(n_ctx=320, max_tokens=4)  # a load of its own: n_ctx is in the registry key
+    answer = model.invoke("Hi")
+    assert calls == [True, False]
+    assert answer.response_metadata["extra_buffers"]["enabled"] is False
+    assert "SIGSEGV" in answer.response_metadata["extra_buffers"]["reason"]
+    assert model.load().llama.model_params.use_extra_bufts is False
+
+    def no_probe(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the cached answer must be reused")
+
+    monkeypatch.setattr(extra_buffers, "run_probe", no_probe)
+    monkeypatch.setenv("STREAM_LOCAL_N_CTX", "384")
+    get_settings.cache_clear()
+    routed = StreamChatModel(tier="local", max_tokens=4).invoke("Hi")
+    assert routed.response_metadata["routing"]["tier"] == "local"
+    assert routed.response_metadata["extra_buffers"]["source"] == "cache"
+    assert routed.response_metadata["extra_buffers"]["enabled"] is False
+    row = check_local(get_settings())
+    assert row.healthy and "extra buffer types off" in row.detail and "SIGSEGV" in row.detail
+
+
+def test_the_setting_forces_extra_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from langchain_stream.config import get_settings
+
+    monkeypatch.setenv("STREAM_LOCAL_EXTRA_BUFFERS", "off")
+    get_settings.cache_clear()
+    loaded = ChatLocal(n_ctx=352).load()
+    assert loaded.extra_buffers.source == "setting"
+    assert loaded.llama.model_params.use_extra_bufts is False

@@ -129,7 +129,7 @@ def openai_server() -> Iterator[str]:
     command = [
         sys.executable,
         "-m",
-        "llama_cpp.server",
+        "langchain_stream.llama.server",
         "--model",
         str(embedded_model_path()),
         "--model_alias",

@@ -1,5 +1,11 @@
 """Loaded llama.cpp models: one per file and settings, each behind its own lock.
 
+Every GGUF file the package runs in process is loaded here: the local tier, the LLM judge, the
+conversation summarizer and the HPC worker's in-process backend. Before llama.cpp sees a file
+its structure is checked (:mod:`~langchain_stream.llama.gguf_file`), and whether llama.cpp's
+extra buffer types are safe on this CPU is decided (:mod:`~langchain_stream.llama.extra_buffers`),
+so neither a bad file nor a CPU path that faults can crash the caller's process.
+
 A ``llama_cpp.Llama`` is not thread-safe, so every generation holds the model's lock for as
 long as it runs. Models are shared by every chat model that asks for the same file and
 settings, loaded once, and warmed up at load (the first evaluation is several times slower
@@ -17,11 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_stream.errors import ModelLoadError, TierUnavailableError
+from langchain_stream.llama.extra_buffers import ExtraBuffersDecision, decide, new_llama
+from langchain_stream.llama.gguf_file import GGUFInfo, check_gguf_file
 
 if TYPE_CHECKING:
     from llama_cpp import Llama, LlamaGrammar
-
-GGUF_MAGIC = b"GGUF"
 
 
 @dataclass
@@ -41,6 +47,8 @@ class LlamaModel:
     path: Path
     llama: Llama
     n_ctx: int
+    extra_buffers: ExtraBuffersDecision
+    """Whether llama.cpp's extra buffer types are in use, and why."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     _formatter: Any = None
 
@@ -141,26 +149,12 @@ _REGISTRY: dict[tuple[str, int, int], LlamaModel] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
-def check_gguf_file(path: Path) -> None:
-    """Raise a :class:`ModelLoadError` naming the problem unless ``path`` looks like a GGUF file."""
-    if not path.exists():
-        raise ModelLoadError(f"model file not found: {path}", path=str(path))
-    if path.is_dir():
-        raise ModelLoadError(f"model path is a directory, not a GGUF file: {path}", path=str(path))
-    try:
-        with path.open("rb") as handle:
-            magic = handle.read(4)
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read model file {path}: {exc}", path=str(path)) from exc
-    if magic != GGUF_MAGIC:
-        raise ModelLoadError(f"not a GGUF model file (bad magic {magic!r}): {path}", path=str(path))
-
-
 def load_model(path: Path, *, n_ctx: int, n_threads: int | None = None) -> LlamaModel:
     """Load (once per process) and warm up the GGUF model at ``path``.
 
     Raises:
-        ModelLoadError: the file is missing, a directory, not GGUF, or llama.cpp rejects it.
+        ModelLoadError: the file is missing, a directory, not GGUF, truncated or corrupt,
+            llama.cpp rejects it, or llama.cpp crashes on it (found by a child process).
     """
     path = path.expanduser().resolve()
     # Half the logical cores, as llama-cpp-python does: llama.cpp's workers spin at their
@@ -175,21 +169,35 @@ def load_model(path: Path, *, n_ctx: int, n_threads: int | None = None) -> Llama
     return model
 
 
+def extra_buffers_for(info: GGUFInfo) -> ExtraBuffersDecision:
+    """The extra-buffer decision for a checked file, under the process's settings."""
+    from langchain_stream.config import get_settings
+
+    settings = get_settings()
+    return decide(
+        info.path,
+        info.quantization,
+        mode=settings.local_extra_buffers,
+        cache_dir=settings.cache_dir,
+    )
+
+
 def _load_uncached(path: Path, *, n_ctx: int, n_threads: int) -> LlamaModel:
-    check_gguf_file(path)
+    info = check_gguf_file(path)
     try:
-        from llama_cpp import Llama
+        import llama_cpp  # noqa: F401  (a clear error before the probe needs it)
     except ImportError as exc:
         raise ModelLoadError(
             "the local tier needs llama-cpp-python: pip install 'langchain-stream[local]'"
         ) from exc
+    extra_buffers = extra_buffers_for(info)
     try:
-        llama = Llama(
-            model_path=str(path),
+        llama = new_llama(
+            path,
+            extra_buffers=extra_buffers.enabled,
             n_ctx=n_ctx,
             n_threads=n_threads,
             n_threads_batch=n_threads,
-            verbose=False,
         )
     except (ValueError, RuntimeError, OSError) as exc:
         raise ModelLoadError(
@@ -199,7 +207,13 @@ def _load_uncached(path: Path, *, n_ctx: int, n_threads: int) -> LlamaModel:
     # Free it at exit while llama_cpp's module globals still exist: left to Llama.__del__ during
     # interpreter teardown, freeing can fail (depending on module teardown order) and print noise.
     atexit.register(llama.close)
-    model = LlamaModel(path=path, llama=llama, n_ctx=n_ctx, _formatter=_chat_formatter(llama))
+    model = LlamaModel(
+        path=path,
+        llama=llama,
+        n_ctx=n_ctx,
+        extra_buffers=extra_buffers,
+        _formatter=_chat_formatter(llama),
+    )
     _warm_up(model)
     return model
 
