@@ -532,6 +532,20 @@ def bench_all(
         raise typer.Exit(code=1)
 
 
+@bench_app.command("peers")
+def bench_peers() -> None:
+    """Install the peers that cannot share this package's environment (LiteLLM's proxy) into
+    an environment of their own, where `stream bench serve` finds them."""
+    from langchain_stream.bench.serve import LITELLM_REQUIREMENT, install_litellm
+
+    console.print(f"Installing {LITELLM_REQUIREMENT} into its own environment…")
+    try:
+        command = install_litellm()
+    except StreamError as exc:
+        raise _fail(exc) from exc
+    sys.stdout.write(json.dumps({"litellm": str(command)}) + "\n")
+
+
 @bench_app.command("readme")
 def bench_readme(
     report: Annotated[Path, typer.Argument(help="A report.json written by `stream bench all`.")],

@@ -210,16 +210,57 @@ def _start_hpc_as_api(procs: _Processes, backend: Contender) -> Contender:
     return Contender("hpc-as-api", url, BACKEND_MODEL, key)
 
 
+LITELLM_REQUIREMENT = "litellm[proxy]==1.108.7"
+"""LiteLLM's proxy pins versions (``rich<14``) that cannot live beside this package, so it gets
+an environment of its own: :func:`install_litellm` creates it, :func:`litellm_command` finds it."""
+
+
+def peer_env_dir(name: str) -> Path | None:
+    """Where the benchmark keeps the virtual environment of a peer that needs its own."""
+    from langchain_stream.config import get_settings
+
+    cache = get_settings().cache_dir
+    return cache / "peers" / name if cache is not None else None
+
+
 def litellm_command() -> str | None:
-    """The ``litellm`` command: next to this Python first, then on ``PATH``."""
-    beside = Path(sys.executable).parent / "litellm"
-    return str(beside) if beside.exists() else shutil.which("litellm")
+    """The ``litellm`` command: next to this Python, in the benchmark's own environment for it
+    (``stream bench peers``), then on ``PATH``."""
+    env = peer_env_dir("litellm")
+    for candidate in (
+        Path(sys.executable).parent / "litellm",
+        env / "bin" / "litellm" if env is not None else None,
+    ):
+        if candidate is not None and candidate.exists():
+            return str(candidate)
+    return shutil.which("litellm")
+
+
+def install_litellm() -> Path:
+    """Create the peer environment for LiteLLM's proxy and install it there; return its command.
+
+    Raises:
+        ConfigurationError: there is no cache directory, or the install failed.
+    """
+    env = peer_env_dir("litellm")
+    if env is None:
+        raise ConfigurationError("STREAM_CACHE_DIR=none: no place for the peers' environments")
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+        subprocess.run(
+            [str(env / "bin" / "python"), "-m", "pip", "install", "-q", LITELLM_REQUIREMENT],
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        message = f"could not install {LITELLM_REQUIREMENT} in {env}: {exc}"
+        raise ConfigurationError(message) from exc
+    return env / "bin" / "litellm"
 
 
 def _start_litellm(procs: _Processes, backend: Contender) -> Contender:
     command = litellm_command()
     if command is None:
-        raise ConfigurationError("no litellm command (pip install 'litellm[proxy]')")
+        raise ConfigurationError("no litellm command: `stream bench peers` installs it")
     port, key = _free_port(), f"sk-{secrets.token_hex(24)}"
     env = _base_env() | {
         "LITELLM_MASTER_KEY": key,
