@@ -47,6 +47,7 @@ from langchain_stream.relay import (
     new_channel_key,
     pick_relays,
 )
+from langchain_stream.relay.limits import RelayLimits
 from tests.conftest import TIME_UNIT_S
 
 UNIT_S = 0.5 * TIME_UNIT_S
@@ -84,7 +85,8 @@ async def _drain_into(consumer: ConsumerClient, received: list[str]) -> None:
 
 @contextlib.asynccontextmanager
 async def relay_server(**limits: Any) -> AsyncIterator[RelayServer]:
-    async with RelayServer(SECRET, host="127.0.0.1", port=0, **limits) as relay:
+    bounds = RelayLimits(**limits)
+    async with RelayServer(SECRET, host="127.0.0.1", port=0, limits=bounds) as relay:
         yield relay
 
 
@@ -384,7 +386,7 @@ async def test_pre_consumer_buffer_overflow_is_an_error_to_both_sides() -> None:
 
 
 async def test_a_flood_of_channels_from_one_client_is_limited() -> None:
-    async with relay_server(max_channels_per_client=5) as relay:
+    async with relay_server(max_channels_per_client=5, unattended_timeout_s=UNIT_S) as relay:
         producers = [Channel().async_producer(relay.url) for _ in range(6)]
         for producer in producers[:5]:
             await producer.connect()
@@ -393,8 +395,12 @@ async def test_a_flood_of_channels_from_one_client_is_limited() -> None:
         for producer in producers[:5]:
             await producer.close()
         await asyncio.sleep(UNIT_S / 5)
+        # What they left behind still counts against this client ...
+        with pytest.raises(RelayLimitError, match="HTTP 429"):
+            await Channel().async_producer(relay.url).connect()
+        await asyncio.sleep(1.5 * UNIT_S)
         fresh = Channel().async_producer(relay.url)
-        await fresh.connect()  # room again once the others left
+        await fresh.connect()  # ... until the relay forgot it
         await fresh.close()
 
 

@@ -93,10 +93,10 @@ def test_edited_payload_is_a_forgery() -> None:
         verify_token(SECRET, f"{version}.{edited}.{signature}", channel_id=cid, role="consumer")
 
 
-def test_truncated_signature_is_a_forgery() -> None:
+def test_truncated_signature_is_refused() -> None:
     cid = new_channel_id()
     token = mint_token(SECRET, cid, "consumer")
-    with pytest.raises(RelayAuthError, match="signature is invalid"):
+    with pytest.raises(RelayAuthError, match="malformed token"):
         verify_token(SECRET, token[:-4], channel_id=cid, role="consumer")
 
 
