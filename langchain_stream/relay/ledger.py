@@ -100,21 +100,10 @@ class RelayLedger:
 
     # ------------------------------------------------------------------ connections
 
-    def admit(
-        self, channel_id: str, role: str, address: str, *, expires_in_s: float, now: float
-    ) -> Verdict | None:
-        """Decide whether ``role`` from ``address`` may join ``channel_id``; register it if so.
+    def check(self, channel_id: str, role: str, address: str, *, now: float) -> Verdict | None:
+        """Whether ``role`` from ``address`` may join ``channel_id`` now; registers nothing.
 
-        Args:
-            channel_id: The channel asked for.
-            role: ``"producer"`` or ``"consumer"``.
-            address: The client address the connection counts against.
-            expires_in_s: Seconds until the presented token expires (plus clock leeway): the
-                channel id is remembered at least that long after the channel ends.
-            now: Monotonic time.
-
-        Returns:
-            ``None`` when admitted (and registered), else why not; a refusal changes nothing.
+        For the opening handshake, which can still fail after it; :meth:`admit` decides again.
         """
         if role not in _ROLES:
             raise ValueError(f"unknown role {role!r}")
@@ -133,9 +122,8 @@ class RelayLedger:
                 return Verdict.CHANNEL_LIMIT
             if len(self._ended) >= limits.max_ended_channels:
                 return Verdict.ENDED_MEMORY_FULL
-        joins_anew = account is None or address not in account.addresses
         if (
-            joins_anew
+            (account is None or address not in account.addresses)
             and limits.max_channels_per_client is not None
             and self._channels_held[address] >= limits.max_channels_per_client
         ):
@@ -148,6 +136,29 @@ class RelayLedger:
             total = limits.max_buffered_bytes_total
             if total is not None and self._bytes_total >= total:
                 return Verdict.MEMORY_FULL
+        return None
+
+    def admit(
+        self, channel_id: str, role: str, address: str, *, expires_in_s: float, now: float
+    ) -> Verdict | None:
+        """Decide whether ``role`` from ``address`` may join ``channel_id``; register it if so.
+
+        Args:
+            channel_id: The channel asked for.
+            role: ``"producer"`` or ``"consumer"``.
+            address: The client address the connection counts against.
+            expires_in_s: Seconds until the presented token expires (plus clock leeway): the
+                channel id is remembered at least that long after the channel ends.
+            now: Monotonic time.
+
+        Returns:
+            ``None`` when admitted (and registered), else why not; a refusal changes nothing.
+        """
+        verdict = self.check(channel_id, role, address, now=now)
+        if verdict is not None:
+            return verdict
+        account = self._accounts.get(channel_id)
+        joins_anew = account is None or address not in account.addresses
         if account is None:
             account = self._accounts[channel_id] = _Account(
                 created_at=now, remember_until=now + expires_in_s

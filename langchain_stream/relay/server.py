@@ -47,6 +47,7 @@ from langchain_stream.relay.protocol import PROTOCOL_VERSION, CloseCode, FrameTy
 from langchain_stream.relay.tokens import (
     DEFAULT_LEEWAY_S,
     Role,
+    TokenClaims,
     _secret_bytes,
     verify_token,
     wire_logger,
@@ -303,8 +304,15 @@ class RelayServer:
         address = ws.remote_address
         return str(address[0]) if address else "?"
 
+    def _check(self, channel_id: str, role: str, address: str) -> _Ending | None:
+        """Whether the connection may join, during the handshake; registers nothing."""
+        if self._closing:
+            return _Ending.SHUTDOWN
+        verdict = self._ledger.check(channel_id, role, address, now=_monotonic())
+        return None if verdict is None else _VERDICT_ENDINGS[verdict]
+
     def _admit(self, channel_id: str, role: str, address: str, expires_at: float) -> _Ending | None:
-        """Ask the ledger; no await, so check-and-register is atomic. Registers on success."""
+        """Decide again and register, once upgraded; no await, so this is atomic."""
         if self._closing:
             return _Ending.SHUTDOWN
         verdict = self._ledger.admit(
@@ -316,6 +324,26 @@ class RelayServer:
             now=_monotonic(),
         )
         return None if verdict is None else _VERDICT_ENDINGS[verdict]
+
+    def _authorize(
+        self, request: Request, channel_id: str, role: str, address: str
+    ) -> TokenClaims | _Ending:
+        """The token's claims, or why the request is refused (the reason goes to the log only;
+        the peer learns that it was refused)."""
+        authorization = request.headers.get_all("Authorization")
+        scheme, _, token = (
+            authorization[0].partition(" ") if len(authorization) == 1 else ("", "", "")
+        )
+        if scheme.lower() != "bearer" or not token:
+            logger.warning(
+                "refused %s on %s from %s: no bearer token", role, channel_id[:8], address
+            )
+            return _Ending.NO_TOKEN
+        try:
+            return verify_token(self._secret, token, channel_id=channel_id, role=_as_role(role))
+        except RelayAuthError as exc:
+            logger.warning("refused %s on %s from %s: %s", role, channel_id[:8], address, exc)
+            return _Ending.BAD_TOKEN
 
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         path = request.path.partition("?")[0]
@@ -334,22 +362,10 @@ class RelayServer:
             return _reject(ws, _Ending.NOT_FOUND)
         channel_id, role = match.group(1), match.group(2)
         address = self._client_address(ws, request)
-        authorization = request.headers.get_all("Authorization")
-        scheme, _, token = (
-            authorization[0].partition(" ") if len(authorization) == 1 else ("", "", "")
-        )
-        if scheme.lower() != "bearer" or not token:
-            logger.warning(
-                "refused %s on %s from %s: no bearer token", role, channel_id[:8], address
-            )
-            return _reject(ws, _Ending.NO_TOKEN)
-        try:
-            claims = verify_token(self._secret, token, channel_id=channel_id, role=_as_role(role))
-        except RelayAuthError as exc:
-            # The reason goes to the log only; the peer learns that it was refused.
-            logger.warning("refused %s on %s from %s: %s", role, channel_id[:8], address, exc)
-            return _reject(ws, _Ending.BAD_TOKEN)
-        refusal = self._admit(channel_id, role, address, claims.expires_at)
+        claims = self._authorize(request, channel_id, role, address)
+        if isinstance(claims, _Ending):
+            return _reject(ws, claims)
+        refusal = self._check(channel_id, role, address)
         if refusal is not None:
             logger.warning(
                 "refused %s on %s from %s (token %s): %s",
@@ -360,8 +376,6 @@ class RelayServer:
                 refusal.value,
             )
             return _reject(ws, refusal)
-        # Registered now, atomically with the check; the handler takes over after the upgrade.
-        self._channels.setdefault(channel_id, _Channel(channel_id, idle_since=_monotonic()))
         return None
 
     # ------------------------------------------------------------------ connections
@@ -375,12 +389,19 @@ class RelayServer:
             return
         channel_id, role = match.group(1), match.group(2)
         address = self._client_address(ws, request)
+        # Decide again, now atomically with registering: other handshakes ran since the check.
+        claims = self._authorize(request, channel_id, role, address)
+        refusal = (
+            claims
+            if isinstance(claims, _Ending)
+            else self._admit(channel_id, role, address, claims.expires_at)
+        )
+        if refusal is not None:
+            await _close(ws, refusal)
+            return
         ch = self._channels.get(channel_id)
         if ch is None:
-            # Admitted, but the channel was forgotten (a timeout) while the handshake finished.
-            self._ledger.detach(channel_id, role, now=_monotonic())
-            await _close(ws, _Ending.PAIRING)
-            return
+            ch = self._channels[channel_id] = _Channel(channel_id, idle_since=_monotonic())
         logger.debug("%s joined %s from %s", role, ch.short, address)
         try:
             if ch.ending is not None:

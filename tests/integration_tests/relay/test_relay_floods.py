@@ -89,7 +89,7 @@ async def flood(
     *,
     connections: int,
     within_s: float,
-    workers: int = 16,
+    workers: int = 8,
     payload_bytes: int = 0,
 ) -> int:
     """``connections`` flooding producers spread over ``sources``, at most ``within_s`` long.
@@ -195,15 +195,20 @@ async def test_a_connect_and_close_flood_from_one_address_locks_no_one_else_out(
     assert 20 <= report.flood_admitted <= 20 * (1 + int(report.flood_seconds // 10))
 
 
+# Frames in flight on the flood's open connections (read ahead by websockets, up to 1 MiB each)
+# and the interpreter's own growth come on top of what the relay buffers.
+IN_FLIGHT_MARGIN = 32 * MIB
+
+
 async def test_buffered_bytes_stay_bounded_under_a_departed_producer_flood() -> None:
-    # Each flooder sends 1 MiB and leaves; 48 of them from one address would hold 48 MiB.
+    # Each flooder sends 1 MiB and leaves; 96 of them from one address would hold 96 MiB.
     with relay_process() as relay:
         report = await flood_beside_legitimate_traffic(
-            relay, ["127.0.0.2"], connections=48, within_s=40 * UNIT_S, payload_bytes=MIB
+            relay, ["127.0.0.2"], connections=96, within_s=40 * UNIT_S, payload_bytes=MIB
         )
-    # The default per-address quota is 16 MiB; the rest is the interpreter's own overhead.
-    assert report.rss_peak - report.rss_before < 32 * MIB
     assert report.success_rate == 1.0
+    # The default per-address quota is 16 MiB.
+    assert report.rss_peak - report.rss_before < 16 * MIB + IN_FLIGHT_MARGIN
 
 
 async def test_spreading_a_departed_producer_flood_over_addresses_meets_the_ceiling() -> None:
@@ -212,7 +217,7 @@ async def test_spreading_a_departed_producer_flood_over_addresses_meets_the_ceil
         relay
     ):
         report = await flood_beside_legitimate_traffic(
-            relay, sources, connections=48, within_s=40 * UNIT_S, payload_bytes=MIB
+            relay, sources, connections=96, within_s=40 * UNIT_S, payload_bytes=MIB
         )
-    assert report.rss_peak - report.rss_before < 24 * MIB
     assert report.success_rate == 1.0
+    assert report.rss_peak - report.rss_before < 8 * MIB + IN_FLIGHT_MARGIN

@@ -245,3 +245,13 @@ def test_ended_channel_memory_is_bounded_and_full_means_refusal_not_forgetting()
     assert admit(ledger, new_channel_id(), now=10.0) is Verdict.ENDED_MEMORY_FULL
     assert all(admit(ledger, cid, now=10.0) is Verdict.CHANNEL_ENDED for cid in ended)
     assert admit(ledger, new_channel_id(), now=50.0) is None
+
+
+def test_a_check_during_the_handshake_registers_nothing() -> None:
+    ledger = RelayLedger(RelayLimits(max_channels_per_client=1))
+    cid = new_channel_id()
+    for _ in range(3):  # handshakes that never upgrade leave nothing behind
+        assert ledger.check(cid, "producer", "10.0.0.1", now=0.0) is None
+    assert (ledger.channels, ledger.channels_held_by("10.0.0.1")) == (0, 0)
+    assert admit(ledger, cid) is None
+    assert ledger.check(cid, "producer", "10.0.0.1", now=0.0) is Verdict.ROLE_TAKEN
