@@ -40,6 +40,7 @@ from langchain_stream.relay import (
     ChannelSealer,
     ConsumerClient,
     ProducerClient,
+    RelayLimits,
     RelayServer,
     channel_url,
     mint_channel_tokens,
@@ -48,7 +49,6 @@ from langchain_stream.relay import (
     new_channel_key,
     pick_relays,
 )
-from langchain_stream.relay.limits import RelayLimits
 from tests.conftest import TIME_UNIT_S
 
 UNIT_S = 0.5 * TIME_UNIT_S
