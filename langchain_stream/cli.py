@@ -277,6 +277,7 @@ def relay(
     max_frame_bytes: Annotated[int, typer.Option(help="Largest frame accepted.")] = 65536,
 ) -> None:
     """Run the WebSocket relay of the HPC tier's data plane (secret: STREAM_RELAY_SECRET)."""
+    from langchain_stream.relay.limits import RelayLimits
     from langchain_stream.relay.server import run_relay
 
     secret = get_settings().relay_secret
@@ -290,8 +291,7 @@ def relay(
             host,
             port,
             secret.get_secret_value(),
-            idle_timeout_s=idle_timeout_s,
-            max_frame_bytes=max_frame_bytes,
+            limits=RelayLimits(idle_timeout_s=idle_timeout_s, max_frame_bytes=max_frame_bytes),
         )
     except StreamError as exc:
         raise _fail(exc) from exc

@@ -77,12 +77,14 @@ async def serve_control(conn: Connection, port: int) -> None:
 def _serve_relay(
     conn: Connection, host: str, port: int, secret: str, limits: dict[str, Any]
 ) -> None:
+    from langchain_stream.relay.limits import RelayLimits
     from langchain_stream.relay.server import RelayServer
 
     logging.basicConfig(level=logging.WARNING)
 
     async def main() -> None:
-        async with RelayServer(secret, host=host, port=port, **limits) as relay:
+        bounds = RelayLimits(**limits)
+        async with RelayServer(secret, host=host, port=port, limits=bounds) as relay:
             await serve_control(conn, relay.port)
 
     asyncio.run(main())
@@ -96,7 +98,7 @@ class RelayProcess:
         host: Interface to bind.
         port: TCP port; 0 picks a free one.
         target: The child's entry point (default: this package's relay).
-        **limits: Keyword arguments of :class:`~langchain_stream.relay.RelayServer`.
+        **limits: Fields of :class:`~langchain_stream.relay.limits.RelayLimits`.
     """
 
     def __init__(
@@ -256,7 +258,7 @@ class LocalEndpoint(Executor):
         n_threads: llama.cpp threads per worker (``None``: the settings' value, else half the
             logical cores).
         preload: Load the model when each worker starts, so no request pays for it.
-        relay_limits: Keyword arguments of :class:`~langchain_stream.relay.RelayServer`.
+        relay_limits: Fields of :class:`~langchain_stream.relay.limits.RelayLimits`.
     """
 
     def __init__(

@@ -2,7 +2,9 @@
 
 - :mod:`~langchain_stream.relay.protocol` — frames, AES-256-GCM sealing, channel state machines
   (pure; no I/O).
-- :mod:`~langchain_stream.relay.tokens` — per-channel, per-role capability tokens.
+- :mod:`~langchain_stream.relay.tokens` — per-channel, per-role, single-use capability tokens.
+- :mod:`~langchain_stream.relay.limits` — :class:`RelayLimits`, every bound of the relay.
+- :mod:`~langchain_stream.relay.ledger` — the relay's admission and accounting rules (pure).
 - :mod:`~langchain_stream.relay.server` — :class:`RelayServer` and :func:`run_relay`.
 - :mod:`~langchain_stream.relay.client` — :class:`ConsumerClient`, :class:`ProducerClient`,
   :class:`AsyncProducerClient` and :func:`pick_relays`.
@@ -17,6 +19,7 @@ from langchain_stream.relay.client import (
     channel_url,
     pick_relays,
 )
+from langchain_stream.relay.limits import RelayLimits
 from langchain_stream.relay.protocol import (
     CancelEvent,
     ChannelOpener,
@@ -50,6 +53,7 @@ __all__ = [
     "ErrorEvent",
     "FinalEvent",
     "ProducerClient",
+    "RelayLimits",
     "RelayServer",
     "TokenClaims",
     "TokensEvent",

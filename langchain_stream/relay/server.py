@@ -6,12 +6,15 @@ binary messages as opaque bytes: it never holds a key, never decrypts, and never
 [RP §1]. It parses the request path and the token; of the frames it reads only the type byte of
 the last one, to tell a producer that finished from one that vanished.
 
-Everything is bounded [RP §6]: frame size, frames buffered before the consumer arrives (overflow
-ends the channel with an error to both sides; nothing is dropped silently), live channels,
-connections per client address, and idle time. Every way a connection can end maps to one
-close code or HTTP status in :data:`_ENDINGS` [RP §7]; peers see only the fixed reason text
-there, never exception details. Logs carry channel id prefixes, roles, addresses, counts and
-outcomes — never tokens (there is no plaintext to log).
+Everything is bounded [RP §6] by one :class:`~langchain_stream.relay.limits.RelayLimits`: frame
+size, frames buffered before the consumer arrives (overflow ends the channel with an error to
+both sides; nothing is dropped silently) per channel, per client address and in total, channels
+held per client address and in total, pairing, unattended and idle time. Who may join and what
+may be buffered is decided by a pure :class:`~langchain_stream.relay.ledger.RelayLedger` that
+also keeps the books [RP §12]; this module only does the I/O. Every way a connection can end
+maps to one close code or HTTP status in :data:`_ENDINGS` [RP §7]; peers see only the fixed
+reason text there, never exception details. Logs carry channel id prefixes, roles, addresses,
+token ids, counts and outcomes — never tokens (there is no plaintext to log).
 
 Backpressure: once the consumer is attached, the relay awaits each forward, so a slow consumer
 slows the producer's reads through TCP flow control rather than growing a queue.
@@ -25,12 +28,12 @@ import logging
 import re
 import signal
 import ssl
-from collections import Counter, deque
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -38,36 +41,22 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 from websockets.http11 import Request, Response
 
 from langchain_stream.errors import ConfigurationError, RelayAuthError
-from langchain_stream.relay.protocol import (
-    DEFAULT_MAX_FRAME_BYTES,
-    PROTOCOL_VERSION,
-    CloseCode,
-    FrameType,
+from langchain_stream.relay.ledger import RelayLedger, Verdict
+from langchain_stream.relay.limits import RelayLimits
+from langchain_stream.relay.protocol import PROTOCOL_VERSION, CloseCode, FrameType
+from langchain_stream.relay.tokens import (
+    DEFAULT_LEEWAY_S,
+    Role,
+    TokenClaims,
+    _secret_bytes,
+    verify_token,
+    wire_logger,
 )
-from langchain_stream.relay.tokens import Role, _secret_bytes, verify_token, wire_logger
 
 logger = logging.getLogger("langchain_stream.relay")
 
 DEFAULT_PORT = 8765
 """Default TCP port of ``stream relay``."""
-
-DEFAULT_MAX_BUFFERED_FRAMES = 1_024
-"""Default bound on frames held for a consumer that has not connected yet."""
-
-DEFAULT_MAX_BUFFERED_BYTES = 1_048_576
-"""Default bound on bytes held for a consumer that has not connected yet."""
-
-DEFAULT_MAX_CHANNELS = 10_000
-"""Default bound on live channels."""
-
-DEFAULT_MAX_CHANNELS_PER_CLIENT = 256
-"""Default bound on live channel connections from one client address."""
-
-DEFAULT_IDLE_TIMEOUT_S = 120.0
-"""Default time a channel may pass no frame (or wait for its other side) before it is closed."""
-
-DEFAULT_CLOSE_TIMEOUT_S = 5.0
-"""Default wait for a peer to answer a close before the TCP connection is dropped."""
 
 _CHANNEL_PATH = re.compile(r"/v1/channel/([0-9a-f]{32})/(producer|consumer)")
 _HEALTH_PATH = "/healthz"
@@ -83,13 +72,17 @@ class _Ending(Enum):
     CONSUMER_GONE = "consumer gone"
     FRAME_TOO_LARGE = "frame too large"
     BUFFER_OVERFLOW = "buffer overflow"
+    CLIENT_BUFFER = "too many bytes buffered for this client"
+    MEMORY_FULL = "relay buffer memory full"
     IDLE = "idle timeout"
+    PAIRING = "pairing timeout"
     PROTOCOL = "protocol error"
     SHUTDOWN = "relay shutting down"
     INTERNAL = "internal error"
     NOT_FOUND = "not found"
     NO_TOKEN = "token missing"
     BAD_TOKEN = "token refused"
+    CHANNEL_ENDED = "channel already ended"
     ROLE_TAKEN = "role taken"
     CLIENT_LIMIT = "too many channels for this client"
     CHANNEL_LIMIT = "too many channels"
@@ -103,18 +96,36 @@ _ENDINGS: dict[_Ending, tuple[CloseCode, HTTPStatus]] = {
     _Ending.CONSUMER_GONE: (CloseCode.CONSUMER_GONE, HTTPStatus.GONE),
     _Ending.FRAME_TOO_LARGE: (CloseCode.FRAME_TOO_LARGE, HTTPStatus.REQUEST_ENTITY_TOO_LARGE),
     _Ending.BUFFER_OVERFLOW: (CloseCode.BUFFER_OVERFLOW, HTTPStatus.INSUFFICIENT_STORAGE),
+    _Ending.CLIENT_BUFFER: (CloseCode.BUFFER_OVERFLOW, HTTPStatus.TOO_MANY_REQUESTS),
+    _Ending.MEMORY_FULL: (CloseCode.BUFFER_OVERFLOW, HTTPStatus.SERVICE_UNAVAILABLE),
     _Ending.IDLE: (CloseCode.IDLE_TIMEOUT, HTTPStatus.REQUEST_TIMEOUT),
+    _Ending.PAIRING: (CloseCode.IDLE_TIMEOUT, HTTPStatus.REQUEST_TIMEOUT),
     _Ending.PROTOCOL: (CloseCode.PROTOCOL_ERROR, HTTPStatus.BAD_REQUEST),
     _Ending.SHUTDOWN: (CloseCode.GOING_AWAY, HTTPStatus.SERVICE_UNAVAILABLE),
     _Ending.INTERNAL: (CloseCode.INTERNAL_ERROR, HTTPStatus.INTERNAL_SERVER_ERROR),
     _Ending.NOT_FOUND: (CloseCode.PROTOCOL_ERROR, HTTPStatus.NOT_FOUND),
     _Ending.NO_TOKEN: (CloseCode.PROTOCOL_ERROR, HTTPStatus.UNAUTHORIZED),
     _Ending.BAD_TOKEN: (CloseCode.PROTOCOL_ERROR, HTTPStatus.FORBIDDEN),
+    _Ending.CHANNEL_ENDED: (CloseCode.PROTOCOL_ERROR, HTTPStatus.FORBIDDEN),
     _Ending.ROLE_TAKEN: (CloseCode.ROLE_TAKEN, HTTPStatus.CONFLICT),
     _Ending.CLIENT_LIMIT: (CloseCode.TOO_MANY_CHANNELS, HTTPStatus.TOO_MANY_REQUESTS),
     _Ending.CHANNEL_LIMIT: (CloseCode.TOO_MANY_CHANNELS, HTTPStatus.SERVICE_UNAVAILABLE),
 }
 
+
+# What the ledger's verdicts mean on the wire.
+_VERDICT_ENDINGS: dict[Verdict, _Ending] = {
+    Verdict.ROLE_TAKEN: _Ending.ROLE_TAKEN,
+    Verdict.CHANNEL_ENDED: _Ending.CHANNEL_ENDED,
+    Verdict.CHANNEL_LIMIT: _Ending.CHANNEL_LIMIT,
+    Verdict.ENDED_MEMORY_FULL: _Ending.CHANNEL_LIMIT,
+    Verdict.CLIENT_CHANNELS: _Ending.CLIENT_LIMIT,
+    Verdict.CLIENT_BYTES: _Ending.CLIENT_BUFFER,
+    Verdict.MEMORY_FULL: _Ending.MEMORY_FULL,
+    Verdict.CHANNEL_BUFFER: _Ending.BUFFER_OVERFLOW,
+    Verdict.PAIRING_TIMEOUT: _Ending.PAIRING,
+    Verdict.UNATTENDED: _Ending.IDLE,
+}
 
 _ROUTINE = frozenset({_Ending.STREAM_DONE, _Ending.CONSUMER_GONE})
 
@@ -137,10 +148,8 @@ class _Channel:
     id: str
     producer: ServerConnection | None = None
     consumer: ServerConnection | None = None
-    seen: set[str] = field(default_factory=set)
     left: set[str] = field(default_factory=set)
     buffer: deque[bytes] = field(default_factory=deque)
-    buffered_bytes: int = 0
     flushing: asyncio.Event | None = None
     frames: int = 0
     idle_mark: int = -1
@@ -158,8 +167,8 @@ class RelayServer:
 
     Clients connect to ``/v1/channel/{channel_id}/{role}`` with ``Authorization: Bearer
     <token>``; a bad path or token is refused with an HTTP status before the upgrade. ``GET
-    /healthz`` answers ``{"status":"ok"}`` and nothing else. Every limit is a keyword argument;
-    ``None`` turns it off.
+    /healthz`` answers ``{"status":"ok"}`` and nothing else. Every bound is a field of
+    ``limits``.
 
     Use it as ``async with RelayServer(secret) as relay: ...`` or with :meth:`start` and
     :meth:`close`.
@@ -168,14 +177,7 @@ class RelayServer:
         secret: The HMAC secret that signs capability tokens [RP §8].
         host: Interface to bind.
         port: TCP port; 0 picks a free one (see :attr:`port`).
-        max_frame_bytes: Bound on one message; a larger one closes the sender with 1009 and the
-            other side with 4003.
-        max_buffered_frames: Frames held before the consumer connects.
-        max_buffered_bytes: Bytes held before the consumer connects.
-        max_channels: Live channels on this relay; more are refused with HTTP 503.
-        max_channels_per_client: Live connections from one client address; more get HTTP 429.
-        idle_timeout_s: A channel that passes no frame for this long is closed (both sides 4005).
-        close_timeout_s: Wait for a peer to answer a close.
+        limits: The relay's bounds (defaults: :class:`RelayLimits`).
         ssl_context: Serve ``wss://`` with this TLS context.
         client_address_header: Behind a trusted reverse proxy, read the client address from the
             last entry of this header (e.g. ``"X-Forwarded-For"``) for per-client limits.
@@ -187,30 +189,18 @@ class RelayServer:
         *,
         host: str = "127.0.0.1",
         port: int = DEFAULT_PORT,
-        max_frame_bytes: int | None = DEFAULT_MAX_FRAME_BYTES,
-        max_buffered_frames: int | None = DEFAULT_MAX_BUFFERED_FRAMES,
-        max_buffered_bytes: int | None = DEFAULT_MAX_BUFFERED_BYTES,
-        max_channels: int | None = DEFAULT_MAX_CHANNELS,
-        max_channels_per_client: int | None = DEFAULT_MAX_CHANNELS_PER_CLIENT,
-        idle_timeout_s: float | None = DEFAULT_IDLE_TIMEOUT_S,
-        close_timeout_s: float = DEFAULT_CLOSE_TIMEOUT_S,
+        limits: RelayLimits | None = None,
         ssl_context: ssl.SSLContext | None = None,
         client_address_header: str | None = None,
     ) -> None:
         self._secret = _secret_bytes(secret)
         self._host = host
         self._port = port
-        self._max_frame_bytes = max_frame_bytes
-        self._max_buffered_frames = max_buffered_frames
-        self._max_buffered_bytes = max_buffered_bytes
-        self._max_channels = max_channels
-        self._max_per_client = max_channels_per_client
-        self._idle_timeout_s = idle_timeout_s
-        self._close_timeout_s = close_timeout_s
+        self._limits = limits or RelayLimits()
+        self._ledger = RelayLedger(self._limits)
         self._ssl = ssl_context
         self._address_header = client_address_header
         self._channels: dict[str, _Channel] = {}
-        self._per_client: Counter[str] = Counter()
         self._server: Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
@@ -236,6 +226,16 @@ class RelayServer:
         """Channels currently held (for operators and tests; not exposed over the network)."""
         return len(self._channels)
 
+    @property
+    def limits(self) -> RelayLimits:
+        """The bounds this relay enforces."""
+        return self._limits
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes buffered for absent consumers, over all channels (for operators and tests)."""
+        return self._ledger.buffered_bytes
+
     async def start(self) -> None:
         """Bind and start accepting connections."""
         if self._server is not None:
@@ -246,14 +246,15 @@ class RelayServer:
             self._port,
             process_request=self._process_request,
             compression=None,  # sealed bytes do not compress; deflate would only cost CPU
-            max_size=self._max_frame_bytes,
-            close_timeout=self._close_timeout_s,
+            max_size=self._limits.max_frame_bytes,
+            close_timeout=self._limits.close_timeout_s,
             server_header=None,
             ssl=self._ssl,
             logger=wire_logger("langchain_stream.relay.wire"),
         )
-        if self._idle_timeout_s is not None:
-            self._sweeper = asyncio.create_task(self._sweep(self._idle_timeout_s))
+        interval = self._limits.sweep_interval_s
+        if interval is not None:
+            self._sweeper = asyncio.create_task(self._sweep(interval))
         logger.info("relay listening on %s", self.url)
 
     async def close(self) -> None:
@@ -303,24 +304,46 @@ class RelayServer:
         address = ws.remote_address
         return str(address[0]) if address else "?"
 
-    def _admit(self, channel_id: str, role: str, address: str) -> _Ending | None:
-        """Check the limits for a new connection; no await, so check-and-register is atomic."""
+    def _check(self, channel_id: str, role: str, address: str) -> _Ending | None:
+        """Whether the connection may join, during the handshake; registers nothing."""
         if self._closing:
             return _Ending.SHUTDOWN
-        ch = self._channels.get(channel_id)
-        if ch is not None and role in ch.seen:
-            # A role connects once per channel: a second producer could only be a duplicate or
-            # a retried worker, whose frames would reuse nonces under the same key [RP §3.2].
-            return _Ending.ROLE_TAKEN
-        if (
-            ch is None
-            and self._max_channels is not None
-            and len(self._channels) >= self._max_channels
-        ):
-            return _Ending.CHANNEL_LIMIT
-        if self._max_per_client is not None and self._per_client[address] >= self._max_per_client:
-            return _Ending.CLIENT_LIMIT
-        return None
+        verdict = self._ledger.check(channel_id, role, address, now=_monotonic())
+        return None if verdict is None else _VERDICT_ENDINGS[verdict]
+
+    def _admit(self, channel_id: str, role: str, address: str, expires_at: float) -> _Ending | None:
+        """Decide again and register, once upgraded; no await, so this is atomic."""
+        if self._closing:
+            return _Ending.SHUTDOWN
+        verdict = self._ledger.admit(
+            channel_id,
+            role,
+            address,
+            # Remembered by the monotonic clock until the token expires (plus the leeway).
+            expires_in_s=max(expires_at - time.time(), 0.0) + DEFAULT_LEEWAY_S,
+            now=_monotonic(),
+        )
+        return None if verdict is None else _VERDICT_ENDINGS[verdict]
+
+    def _authorize(
+        self, request: Request, channel_id: str, role: str, address: str
+    ) -> TokenClaims | _Ending:
+        """The token's claims, or why the request is refused (the reason goes to the log only;
+        the peer learns that it was refused)."""
+        authorization = request.headers.get_all("Authorization")
+        scheme, _, token = (
+            authorization[0].partition(" ") if len(authorization) == 1 else ("", "", "")
+        )
+        if scheme.lower() != "bearer" or not token:
+            logger.warning(
+                "refused %s on %s from %s: no bearer token", role, channel_id[:8], address
+            )
+            return _Ending.NO_TOKEN
+        try:
+            return verify_token(self._secret, token, channel_id=channel_id, role=_as_role(role))
+        except RelayAuthError as exc:
+            logger.warning("refused %s on %s from %s: %s", role, channel_id[:8], address, exc)
+            return _Ending.BAD_TOKEN
 
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         path = request.path.partition("?")[0]
@@ -339,25 +362,18 @@ class RelayServer:
             return _reject(ws, _Ending.NOT_FOUND)
         channel_id, role = match.group(1), match.group(2)
         address = self._client_address(ws, request)
-        authorization = request.headers.get_all("Authorization")
-        scheme, _, token = (
-            authorization[0].partition(" ") if len(authorization) == 1 else ("", "", "")
-        )
-        if scheme.lower() != "bearer" or not token:
-            logger.warning(
-                "refused %s on %s from %s: no bearer token", role, channel_id[:8], address
-            )
-            return _reject(ws, _Ending.NO_TOKEN)
-        try:
-            verify_token(self._secret, token.strip(), channel_id=channel_id, role=_as_role(role))
-        except RelayAuthError as exc:
-            # The reason goes to the log only; the peer learns that it was refused.
-            logger.warning("refused %s on %s from %s: %s", role, channel_id[:8], address, exc)
-            return _reject(ws, _Ending.BAD_TOKEN)
-        refusal = self._admit(channel_id, role, address)
+        claims = self._authorize(request, channel_id, role, address)
+        if isinstance(claims, _Ending):
+            return _reject(ws, claims)
+        refusal = self._check(channel_id, role, address)
         if refusal is not None:
             logger.warning(
-                "refused %s on %s from %s: %s", role, channel_id[:8], address, refusal.value
+                "refused %s on %s from %s (token %s): %s",
+                role,
+                channel_id[:8],
+                address,
+                claims.token_id,
+                refusal.value,
             )
             return _reject(ws, refusal)
         return None
@@ -373,17 +389,19 @@ class RelayServer:
             return
         channel_id, role = match.group(1), match.group(2)
         address = self._client_address(ws, request)
-        # Limits again, now atomically with registration: other handshakes ran since the check.
-        refusal = self._admit(channel_id, role, address)
+        # Decide again, now atomically with registering: other handshakes ran since the check.
+        claims = self._authorize(request, channel_id, role, address)
+        refusal = (
+            claims
+            if isinstance(claims, _Ending)
+            else self._admit(channel_id, role, address, claims.expires_at)
+        )
         if refusal is not None:
             await _close(ws, refusal)
             return
         ch = self._channels.get(channel_id)
         if ch is None:
-            ch = self._channels[channel_id] = _Channel(channel_id)
-            ch.idle_since = asyncio.get_running_loop().time()
-        ch.seen.add(role)
-        self._per_client[address] += 1
+            ch = self._channels[channel_id] = _Channel(channel_id, idle_since=_monotonic())
         logger.debug("%s joined %s from %s", role, ch.short, address)
         try:
             if ch.ending is not None:
@@ -398,16 +416,14 @@ class RelayServer:
             logger.exception("relay fault on channel %s", ch.short)
             await self._end(ch, _Ending.INTERNAL, extra=ws)
         finally:
-            self._per_client[address] -= 1
-            if self._per_client[address] <= 0:
-                del self._per_client[address]
+            self._ledger.detach(ch.id, role, now=_monotonic())
             if ch.producer is ws:
                 ch.producer = None
             if ch.consumer is ws:
                 ch.consumer = None
             ch.left.add(role)
             # A channel is kept while one side may still arrive (tombstone or buffered frames);
-            # the idle sweeper removes it if that side never comes.
+            # the sweeper removes it if that side does not come within the unattended timeout.
             if len(ch.left) == 2:
                 self._forget(ch)
 
@@ -431,14 +447,20 @@ class RelayServer:
                     continue
                 if ch.ending is not None:
                     continue
-                ch.buffer.append(message)
-                ch.buffered_bytes += len(message)
-                if self._over_buffer_limit(ch):
-                    if ch.flushing is None:
-                        ending = _Ending.BUFFER_OVERFLOW
-                        break
-                    # The consumer is draining the buffer: wait for it rather than fail.
-                    await ch.flushing.wait()
+                verdict = self._ledger.hold(ch.id, len(message))
+                if verdict is None:
+                    ch.buffer.append(message)
+                    continue
+                if ch.flushing is None:
+                    ending = _VERDICT_ENDINGS[verdict]
+                    break
+                # The consumer is draining the buffer: wait for it, then hand the frame over
+                # rather than fail. No await between the flush and the consumer's attaching.
+                await ch.flushing.wait()
+                consumer = ch.consumer
+                if consumer is not None:
+                    with contextlib.suppress(ConnectionClosed):
+                        await consumer.send(message)
         except ConnectionClosedOK:
             # A clean close counts as the end of the stream only after a terminal frame; the
             # relay reads that one type byte of the last frame, nothing else [RP §7].
@@ -460,7 +482,7 @@ class RelayServer:
             try:
                 while ch.buffer:
                     message = ch.buffer.popleft()
-                    ch.buffered_bytes -= len(message)
+                    self._ledger.release(ch.id, len(message))
                     await ws.send(message)
             except ConnectionClosed:
                 await self._end(ch, _Ending.CONSUMER_GONE)
@@ -492,11 +514,6 @@ class RelayServer:
             ending = _Ending.FRAME_TOO_LARGE if too_big else _Ending.CONSUMER_GONE
         await self._end(ch, ending)
 
-    def _over_buffer_limit(self, ch: _Channel) -> bool:
-        return (
-            self._max_buffered_frames is not None and len(ch.buffer) > self._max_buffered_frames
-        ) or (self._max_buffered_bytes is not None and ch.buffered_bytes > self._max_buffered_bytes)
-
     async def _end(
         self, ch: _Channel, ending: _Ending, *, extra: ServerConnection | None = None
     ) -> None:
@@ -507,30 +524,44 @@ class RelayServer:
             return
         ch.ending = ending
         ch.buffer.clear()
-        ch.buffered_bytes = 0
+        self._ledger.release_all(ch.id)
         level = logging.DEBUG if ending in _ROUTINE else logging.INFO
         logger.log(level, "channel %s ended: %s after %d frames", ch.short, ending.value, ch.frames)
         targets = {ws for ws in (ch.producer, ch.consumer, extra) if ws is not None}
         await asyncio.gather(*(_close(ws, ending) for ws in targets))
 
     def _forget(self, ch: _Channel) -> None:
+        """Drop the channel for good: its quotas are freed and its id never opens again."""
         if self._channels.get(ch.id) is ch:
             del self._channels[ch.id]
+            ch.buffer.clear()
+            self._ledger.forget(ch.id)
 
-    async def _sweep(self, idle_timeout_s: float) -> None:
-        """Close channels that passed no frame for ``idle_timeout_s`` [RP §6]."""
-        loop = asyncio.get_running_loop()
-        interval = min(max(idle_timeout_s / 4, 0.01), 1.0)
+    def _retire(self, ch: _Channel, ending: _Ending) -> None:
+        self._forget(ch)
+        if ch.ending is None:
+            asyncio.create_task(self._end(ch, ending))  # noqa: RUF006
+
+    async def _sweep(self, interval_s: float) -> None:
+        """Retire channels past the idle, pairing or unattended timeout [RP §6, §12]."""
+        idle_timeout_s = self._limits.idle_timeout_s
         while True:
-            await asyncio.sleep(interval)
-            now = loop.time()
+            await asyncio.sleep(interval_s)
+            now = _monotonic()
+            for channel_id, verdict in self._ledger.overdue(now):
+                ch = self._channels.get(channel_id)
+                if ch is None:  # registered by the ledger only; cannot happen, but never leak
+                    self._ledger.forget(channel_id)
+                    continue
+                logger.info("channel %s retired: %s", ch.short, verdict.value)
+                self._retire(ch, _VERDICT_ENDINGS[verdict])
+            if idle_timeout_s is None:
+                continue
             for ch in list(self._channels.values()):
                 if ch.frames != ch.idle_mark:
                     ch.idle_mark, ch.idle_since = ch.frames, now
                 elif now - ch.idle_since >= idle_timeout_s:
-                    self._forget(ch)
-                    if ch.ending is None:
-                        asyncio.create_task(self._end(ch, _Ending.IDLE))  # noqa: RUF006
+                    self._retire(ch, _Ending.IDLE)
 
 
 def _is_terminal(frame: bytes | str) -> bool:
@@ -542,21 +573,32 @@ def _is_terminal(frame: bytes | str) -> bool:
     )
 
 
+def _monotonic() -> float:
+    return time.monotonic()
+
+
 def _as_role(role: str) -> Role:
     return "producer" if role == "producer" else "consumer"
 
 
-def run_relay(host: str, port: int, secret: str | bytes, **limits: Any) -> None:
+def run_relay(
+    host: str,
+    port: int,
+    secret: str | bytes,
+    *,
+    limits: RelayLimits | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    client_address_header: str | None = None,
+) -> None:
     """Run a relay until SIGINT or SIGTERM, then shut it down gracefully (``stream relay``).
 
     Args:
         host: Interface to bind (``0.0.0.0`` to serve other machines).
         port: TCP port.
         secret: The token-signing secret (at least 16 bytes; 32 random bytes recommended).
-        **limits: Any keyword argument of :class:`RelayServer` (``max_frame_bytes``,
-            ``max_buffered_frames``, ``max_buffered_bytes``, ``max_channels``,
-            ``max_channels_per_client``, ``idle_timeout_s``, ``close_timeout_s``,
-            ``ssl_context``, ``client_address_header``).
+        limits: The relay's bounds (defaults: :class:`RelayLimits`).
+        ssl_context: Serve ``wss://`` with this TLS context.
+        client_address_header: See :class:`RelayServer`.
 
     Raises:
         ConfigurationError: If the secret is missing or too short.
@@ -566,7 +608,14 @@ def run_relay(host: str, port: int, secret: str | bytes, **limits: Any) -> None:
     _secret_bytes(secret)  # fail before binding
 
     async def main() -> None:
-        relay = RelayServer(secret, host=host, port=port, **limits)
+        relay = RelayServer(
+            secret,
+            host=host,
+            port=port,
+            limits=limits,
+            ssl_context=ssl_context,
+            client_address_header=client_address_header,
+        )
         await relay.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -581,14 +630,4 @@ def run_relay(host: str, port: int, secret: str | bytes, **limits: Any) -> None:
     asyncio.run(main())
 
 
-__all__ = [
-    "DEFAULT_CLOSE_TIMEOUT_S",
-    "DEFAULT_IDLE_TIMEOUT_S",
-    "DEFAULT_MAX_BUFFERED_BYTES",
-    "DEFAULT_MAX_BUFFERED_FRAMES",
-    "DEFAULT_MAX_CHANNELS",
-    "DEFAULT_MAX_CHANNELS_PER_CLIENT",
-    "DEFAULT_PORT",
-    "RelayServer",
-    "run_relay",
-]
+__all__ = ["DEFAULT_PORT", "RelayLimits", "RelayServer", "run_relay"]

@@ -4,10 +4,13 @@ A token names one channel, one role and an expiry time, and is signed with HMAC-
 the relay's secret. Whoever holds the secret (the relay, and the application that opens
 channels on it) mints a producer token and a consumer token per channel; the relay verifies
 them in constant time. A producer token cannot consume, a token for one channel opens no other,
-and an expired token opens nothing.
+and an expired token opens nothing. Each token carries a unique id, so the relay's log can name
+the token it refused or admitted without holding the token itself.
 
 Format: ``v1.<payload>.<signature>``, both parts base64url without padding; the payload is the
-compact JSON ``{"c": channel_id, "r": role, "e": expires_at_unix_s}``.
+compact JSON ``{"c": channel_id, "r": role, "e": expires_at_unix_s, "i": token_id}``. Parsing is
+strict: only the base64url alphabet, a signature of exactly 43 characters in canonical form, and
+a payload of exactly those four claims — anything appended or altered is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import time
 from typing import Literal, NamedTuple, get_args
@@ -43,6 +47,10 @@ MAX_TOKEN_CHARS = 512
 """Longer strings are refused before any parsing."""
 
 _VERSION = "v1"
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+_SIGNATURE = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 bytes of HMAC-SHA256, unpadded
+_TOKEN_ID = re.compile(r"[A-Za-z0-9_-]{22}")  # 16 random bytes, unpadded
+_CLAIMS = frozenset({"c", "r", "e", "i"})
 # Domain separation: the secret signs nothing else with this prefix.
 _CONTEXT = b"langchain-stream relay token v1\x00"
 
@@ -54,6 +62,8 @@ class TokenClaims(NamedTuple):
     role: Role
     expires_at: float
     """Unix time after which the token is refused."""
+    token_id: str
+    """The token's unique id (22 base64url characters); safe to log."""
 
 
 class ChannelTokens(NamedTuple):
@@ -75,7 +85,19 @@ def _b64encode(data: bytes) -> str:
 
 
 def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Decode unpadded base64url strictly: any character outside the alphabet, or trailing bits
+    that are not zero (a second spelling of the same bytes), is a ``ValueError``."""
+    if not _BASE64URL.fullmatch(text):
+        raise ValueError("not base64url")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64encode(data) != text:
+        raise ValueError("not canonical base64url")
+    return data
+
+
+def new_token_id() -> str:
+    """Return a fresh random token id: 16 random bytes as 22 base64url characters."""
+    return _b64encode(secrets.token_bytes(16))
 
 
 def _sign(secret: bytes, payload_b64: str) -> bytes:
@@ -145,7 +167,8 @@ def mint_token(
     if not ttl_s > 0:
         raise ConfigurationError("token TTL must be positive")
     expires_at = int((time.time() if now is None else now) + ttl_s)
-    payload = json.dumps({"c": channel_id, "r": role, "e": expires_at}, separators=(",", ":"))
+    claims = {"c": channel_id, "r": role, "e": expires_at, "i": new_token_id()}
+    payload = json.dumps(claims, separators=(",", ":"))
     payload_b64 = _b64encode(payload.encode("ascii"))
     return f"{_VERSION}.{payload_b64}.{_b64encode(_sign(key, payload_b64))}"
 
@@ -200,7 +223,12 @@ def verify_token(
     if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
         raise RelayAuthError("malformed token", channel_id=channel_id)
     parts = token.split(".")
-    if len(parts) != 3 or parts[0] != _VERSION:
+    if (
+        len(parts) != 3
+        or parts[0] != _VERSION
+        or not _BASE64URL.fullmatch(parts[1])
+        or not _SIGNATURE.fullmatch(parts[2])
+    ):
         raise RelayAuthError("malformed token", channel_id=channel_id)
     _, payload_b64, signature_b64 = parts
     try:
@@ -212,21 +240,31 @@ def verify_token(
         raise RelayAuthError("token signature is invalid", channel_id=channel_id)
     try:
         claims = json.loads(_b64decode(payload_b64))
-        granted_channel, granted_role, expires_at = claims["c"], claims["r"], claims["e"]
+        if not isinstance(claims, dict) or claims.keys() != _CLAIMS:
+            raise ValueError("unexpected claims")
+        granted_channel, granted_role = claims["c"], claims["r"]
+        expires_at, token_id = claims["e"], claims["i"]
     except (binascii.Error, ValueError, TypeError, KeyError):
         # Signed by the secret yet unreadable: minted by an incompatible version.
         raise RelayAuthError("malformed token payload", channel_id=channel_id) from None
+    if not isinstance(token_id, str) or not _TOKEN_ID.fullmatch(token_id):
+        raise RelayAuthError("malformed token payload", channel_id=channel_id)
     if granted_channel != channel_id:
         raise RelayAuthError("token is for another channel", channel_id=channel_id)
     if granted_role != role:
         raise RelayAuthError(
             f"token is for role {granted_role!r}, not {role!r}", channel_id=channel_id
         )
-    if not isinstance(expires_at, int | float):
+    if not isinstance(expires_at, int | float) or isinstance(expires_at, bool):
         raise RelayAuthError("malformed token payload", channel_id=channel_id)
     if (time.time() if now is None else now) > expires_at + leeway_s:
         raise RelayAuthError("token expired", channel_id=channel_id)
-    return TokenClaims(channel_id=granted_channel, role=granted_role, expires_at=float(expires_at))
+    return TokenClaims(
+        channel_id=granted_channel,
+        role=granted_role,
+        expires_at=float(expires_at),
+        token_id=token_id,
+    )
 
 
 __all__ = [
@@ -241,6 +279,7 @@ __all__ = [
     "mint_channel_tokens",
     "mint_token",
     "new_channel_id",
+    "new_token_id",
     "verify_token",
     "wire_logger",
 ]

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 from langchain_stream.errors import (
     ChannelClosedError,
@@ -39,6 +40,7 @@ from langchain_stream.relay import (
     ChannelSealer,
     ConsumerClient,
     ProducerClient,
+    RelayLimits,
     RelayServer,
     channel_url,
     mint_channel_tokens,
@@ -84,7 +86,8 @@ async def _drain_into(consumer: ConsumerClient, received: list[str]) -> None:
 
 @contextlib.asynccontextmanager
 async def relay_server(**limits: Any) -> AsyncIterator[RelayServer]:
-    async with RelayServer(SECRET, host="127.0.0.1", port=0, **limits) as relay:
+    bounds = RelayLimits(**limits)
+    async with RelayServer(SECRET, host="127.0.0.1", port=0, limits=bounds) as relay:
         yield relay
 
 
@@ -252,6 +255,94 @@ async def test_a_role_connects_once() -> None:
                 await ch.async_producer(relay.url).connect()
 
 
+@pytest.mark.parametrize("junk", ["!", "=", "%%", "~"])
+async def test_a_token_with_junk_appended_is_refused(junk: str) -> None:
+    async with relay_server() as relay:
+        ch = Channel()
+        producer = AsyncProducerClient(relay.url, ch.id, ch.tokens.producer + junk, ch.key)
+        with pytest.raises(RelayAuthError, match="HTTP 403"):
+            await producer.connect()
+        assert relay.live_channels == 0
+
+
+async def test_tokens_and_channel_ids_are_single_use() -> None:
+    async with relay_server() as relay:
+        ch = Channel()
+        async with ch.consumer(relay.url) as consumer, ch.async_producer(relay.url) as producer:
+            producer.send("once")
+            await producer.finish()
+            assert await consumer.collect() == "once"
+        await _until(lambda: relay.live_channels == 0)
+        # Neither token opens the ended channel again, so a reused consumer token cannot read
+        # what a new producer sends ...
+        with pytest.raises(RelayAuthError, match="HTTP 403"):
+            await ch.consumer(relay.url).connect()
+        with pytest.raises(RelayAuthError, match="HTTP 403"):
+            await ch.async_producer(relay.url).connect()
+        # ... and a fresh pair for the same id does not reopen it (a retried task would restart
+        # its sequence numbers under the same key).
+        fresh = mint_channel_tokens(SECRET, ch.id)
+        retried = AsyncProducerClient(relay.url, ch.id, fresh.producer, ch.key)
+        with pytest.raises(RelayAuthError, match="HTTP 403"):
+            await retried.connect()
+        assert relay.live_channels == 0
+
+
+async def test_a_channel_left_unattended_is_forgotten_with_its_buffer() -> None:
+    async with relay_server(unattended_timeout_s=UNIT_S) as relay:
+        ch = Channel()
+        raw = await raw_connect(relay.url, ch.id, "producer", ch.tokens.producer)
+        await raw.send(ChannelSealer(ch.key, ch.id).seal_token("left behind"))
+        await raw.close()
+        await _until(lambda: relay.buffered_bytes > 0)
+        await _until(lambda: relay.live_channels == 0, within_s=4 * UNIT_S)
+        assert relay.buffered_bytes == 0
+        with pytest.raises(RelayAuthError, match="HTTP 403"):
+            await ch.consumer(relay.url).connect()
+
+
+async def test_a_channel_whose_other_side_never_comes_ends_at_the_pairing_timeout() -> None:
+    async with relay_server(pairing_timeout_s=UNIT_S) as relay:
+        ch = Channel()
+        started = time.monotonic()
+        async with ch.consumer(relay.url, first_token_timeout_s=None) as consumer:
+            with pytest.raises(RelayLimitError, match="4005"):
+                await consumer.collect()
+        assert UNIT_S <= time.monotonic() - started < 3 * UNIT_S
+        assert relay.live_channels == 0
+
+
+async def test_the_buffer_memory_ceiling_is_a_clear_refusal() -> None:
+    frame_bytes = 5_000
+    async with relay_server(max_buffered_bytes_total=2 * frame_bytes) as relay:
+        a, b = Channel(), Channel()
+        raw_a = await raw_connect(relay.url, a.id, "producer", a.tokens.producer)
+        raw_b = await raw_connect(relay.url, b.id, "producer", b.tokens.producer)
+        await raw_a.send(bytes(frame_bytes))
+        await raw_b.send(bytes(frame_bytes))
+        await _until(lambda: relay.buffered_bytes == 2 * frame_bytes)
+        # Full: a new producer is refused before the upgrade (503, so clients try another relay)
+        with pytest.raises(RelayUnavailableError, match="HTTP 503"):
+            await Channel().async_producer(relay.url).connect()
+        # ... and a frame that would pass the ceiling ends its channel with 4004 and a reason.
+        await raw_a.send(b"x")
+        with pytest.raises(ConnectionClosed) as info:
+            await raw_a.recv()
+        assert info.value.rcvd is not None
+        assert (info.value.rcvd.code, info.value.rcvd.reason) == (4004, "relay buffer memory full")
+        assert relay.buffered_bytes == frame_bytes  # what the ended channel held is freed
+        async with Channel().async_producer(relay.url):
+            pass  # room again
+        await raw_b.close()
+
+
+async def _until(condition: Any, within_s: float = 2 * UNIT_S) -> None:
+    deadline = time.monotonic() + within_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
 # ---------------------------------------------------------------------------- attacks in transit
 
 
@@ -384,7 +475,7 @@ async def test_pre_consumer_buffer_overflow_is_an_error_to_both_sides() -> None:
 
 
 async def test_a_flood_of_channels_from_one_client_is_limited() -> None:
-    async with relay_server(max_channels_per_client=5) as relay:
+    async with relay_server(max_channels_per_client=5, unattended_timeout_s=UNIT_S) as relay:
         producers = [Channel().async_producer(relay.url) for _ in range(6)]
         for producer in producers[:5]:
             await producer.connect()
@@ -393,8 +484,12 @@ async def test_a_flood_of_channels_from_one_client_is_limited() -> None:
         for producer in producers[:5]:
             await producer.close()
         await asyncio.sleep(UNIT_S / 5)
+        # What they left behind still counts against this client ...
+        with pytest.raises(RelayLimitError, match="HTTP 429"):
+            await Channel().async_producer(relay.url).connect()
+        await asyncio.sleep(1.5 * UNIT_S)
         fresh = Channel().async_producer(relay.url)
-        await fresh.connect()  # room again once the others left
+        await fresh.connect()  # ... until the relay forgot it
         await fresh.close()
 
 

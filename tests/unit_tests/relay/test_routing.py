@@ -32,6 +32,7 @@ def test_public_api_is_pinned() -> None:
         "ErrorEvent",
         "FinalEvent",
         "ProducerClient",
+        "RelayLimits",
         "RelayServer",
         "TokenClaims",
         "TokensEvent",

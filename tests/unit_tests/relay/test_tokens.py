@@ -93,10 +93,10 @@ def test_edited_payload_is_a_forgery() -> None:
         verify_token(SECRET, f"{version}.{edited}.{signature}", channel_id=cid, role="consumer")
 
 
-def test_truncated_signature_is_a_forgery() -> None:
+def test_truncated_signature_is_refused() -> None:
     cid = new_channel_id()
     token = mint_token(SECRET, cid, "consumer")
-    with pytest.raises(RelayAuthError, match="signature is invalid"):
+    with pytest.raises(RelayAuthError, match="malformed token"):
         verify_token(SECRET, token[:-4], channel_id=cid, role="consumer")
 
 
@@ -134,3 +134,64 @@ def test_minting_checks_its_inputs() -> None:
         mint_token(SECRET, cid, "admin")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="TTL"):
         mint_token(SECRET, cid, "producer", ttl_s=0)
+
+
+# ---------------------------------------------------------------------------- strict parsing
+
+
+@pytest.mark.parametrize("junk", ["!", "=", "==", "%", "*", "~", "$$$", "A", "AAAA", "\x00"])
+def test_junk_appended_to_the_signature_is_refused(junk: str) -> None:
+    cid = new_channel_id()
+    token = mint_token(SECRET, cid, "consumer")
+    with pytest.raises(RelayAuthError, match="malformed token"):
+        verify_token(SECRET, token + junk, channel_id=cid, role="consumer")
+
+
+def test_a_second_spelling_of_the_signature_is_refused() -> None:
+    """43 base64 characters carry 258 bits; the last 2 must be zero, not ignored."""
+    cid = new_channel_id()
+    token = mint_token(SECRET, cid, "consumer")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(token[-1])
+    respelled = token[:-1] + alphabet[last | 1]
+    assert respelled != token
+    with pytest.raises(RelayAuthError, match="malformed token"):
+        verify_token(SECRET, respelled, channel_id=cid, role="consumer")
+
+
+def _signed(claims: dict[str, object]) -> str:
+    """A token with these exact claims, correctly signed."""
+    from langchain_stream.relay.tokens import _b64encode, _sign
+
+    payload = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
+    return f"v1.{payload}.{_b64encode(_sign(SECRET, payload))}"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"x": 1},  # an extra claim
+        {"i": None},  # a missing or bad token id
+        {"i": "short"},
+        {"e": True},  # a boolean is not a time
+    ],
+)
+def test_payload_must_hold_exactly_the_known_claims(change: dict[str, object]) -> None:
+    cid = new_channel_id()
+    claims: dict[str, object] = {"c": cid, "r": "consumer", "e": NOW + 60, "i": "A" * 22}
+    assert verify_token(SECRET, _signed(claims), channel_id=cid, role="consumer", now=NOW)
+    claims.update(change)
+    claims = {k: v for k, v in claims.items() if v is not None}
+    with pytest.raises(RelayAuthError, match="malformed token payload"):
+        verify_token(SECRET, _signed(claims), channel_id=cid, role="consumer", now=NOW)
+
+
+def test_every_token_carries_a_unique_id() -> None:
+    cid = new_channel_id()
+    ids = set()
+    for _ in range(50):
+        tokens = mint_channel_tokens(SECRET, cid)
+        ids.add(verify_token(SECRET, tokens.producer, channel_id=cid, role="producer").token_id)
+        ids.add(verify_token(SECRET, tokens.consumer, channel_id=cid, role="consumer").token_id)
+    assert len(ids) == 100
+    assert all(len(i) == 22 for i in ids)
