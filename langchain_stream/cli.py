@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -26,10 +29,67 @@ bench_app = typer.Typer(help="Benchmarks; each prints a JSON object as its last 
 app.add_typer(bench_app, name="bench")
 
 console = Console(stderr=True)
+_debug = False
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from langchain_stream import __version__
+
+        sys.stdout.write(f"langchain-stream {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    log_level: Annotated[
+        str, typer.Option(help="Logging level on stderr: debug, info, warning, error.")
+    ] = "warning",
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an error, not one line.")
+    ] = False,
+) -> None:
+    """Route chat requests to local llama.cpp, HPC or cloud, and stream the answers."""
+    global _debug
+    _debug = debug
+    level = getattr(logging, log_level.upper(), None)
+    if not isinstance(level, int):
+        raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def main() -> None:
+    """The ``stream`` command: any error ends it with one line on stderr and exit status 1
+    (``--debug`` shows the traceback instead)."""
+    try:
+        # Outside standalone mode click returns an Exit's code instead of exiting.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        console.print("[bold red]aborted[/]")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if _debug:
+            raise
+        console.print(f"[bold red]error:[/] {escape(str(exc) or type(exc).__name__)}")
+        sys.exit(1)
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc}")
+    if _debug:
+        traceback.print_exception(exc)
+    console.print(f"[bold red]error:[/] {escape(str(exc))}")
     return typer.Exit(code=1)
 
 
@@ -43,7 +103,10 @@ def chat(
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = None,
     system: Annotated[str | None, typer.Option(help="A system prompt.")] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="End with the routing record as one JSON line.")
+        bool,
+        typer.Option(
+            "--json", help="Print only the answer and its routing record, as one JSON line."
+        ),
     ] = False,
 ) -> None:
     """Answer QUESTION through the router, streaming tokens, then show where it went."""
@@ -65,13 +128,15 @@ def chat(
         started = time.perf_counter()
         text: list[str] = []
         merged: Any = None
+        # With --json stdout carries only the JSON line; the streamed text goes to stderr.
+        out = sys.stderr if as_json else sys.stdout
         for chunk in model.stream(messages):
             if chunk.text:
                 text.append(chunk.text)
-                sys.stdout.write(chunk.text)
-                sys.stdout.flush()
+                out.write(chunk.text)
+                out.flush()
             merged = chunk if merged is None else merged + chunk
-        sys.stdout.write("\n")
+        out.write("\n")
     except StreamError as exc:
         raise _fail(exc) from exc
     record = dict(merged.response_metadata.get("routing", {})) if merged is not None else {}
@@ -313,6 +378,7 @@ def serve(
     """Serve the router as an OpenAI-compatible API (keys: STREAM_API_KEYS / _FILE)."""
     from langchain_stream.server.serve import run_server
 
+    console.print("Starting the server; the local model loads before it accepts requests…")
     try:
         run_server(get_settings(), host=host, port=port, workers=workers, access_log=access_log)
     except StreamError as exc:
@@ -442,7 +508,7 @@ def bench_serve(
 def bench_judge(
     eval_file: Annotated[
         Path | None,
-        typer.Option("--eval", help="Labeled JSON Lines (default: data/complexity/test.jsonl)."),
+        typer.Option("--eval", help="Labeled JSON Lines (default: data/complexity/corpus.jsonl)."),
     ] = None,
     name: Annotated[
         str | None, typer.Option("--judge", help="Judge to use (default: the configured one).")
@@ -453,7 +519,8 @@ def bench_judge(
     seed: Annotated[int, typer.Option(help="Seed of the target-mix sample.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
 ) -> None:
-    """The judge on the held-out split: quality, latency per query, and the share per tier."""
+    """The judge across authors (as trained), then live on a labeled file: latency per query
+    and the share per tier."""
     from langchain_stream.bench.judge import run_judge_bench
 
     try:
@@ -582,4 +649,4 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

@@ -28,16 +28,51 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
-def test_chat_streams_an_answer_and_ends_with_the_routing_json() -> None:
+def test_chat_json_prints_only_json_on_stdout() -> None:
     done = run_cli("chat", "What is the capital of France?", "--json", "--max-tokens", "24")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
-    summary = json.loads(lines[-1])
+    assert len(lines) == 1  # a script can parse stdout as it is
+    summary = json.loads(lines[0])
     assert {"tier", "complexity", "judge_ms", "ttft_ms", "tokens_per_s", "text"} <= set(summary)
     assert summary["tier"] == "local"
     assert summary["complexity"] == "LOW"
     assert summary["text"].strip()
-    assert summary["text"].strip() in done.stdout  # the streamed answer came first
+    assert summary["text"].strip() in done.stderr  # the streamed answer, for a person
+
+
+def test_version_and_log_level() -> None:
+    from langchain_stream import __version__
+
+    done = run_cli("--version")
+    assert (done.returncode, done.stdout.strip()) == (0, f"langchain-stream {__version__}")
+    bad = run_cli("--log-level", "loud", "doctor")
+    assert bad.returncode != 0 and "loud" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("judge", "--eval", "/nonexistent/labels.jsonl"),
+        ("bench", "judge", "--eval", "/nonexistent/labels.jsonl", "--json"),
+        ("bench", "readme", "/nonexistent/report.json"),
+        ("chat", "hi", "--tier", "nowhere"),
+        ("costs",),
+    ],
+    ids=["judge-eval", "bench-judge", "bench-readme", "chat-tier", "costs-no-ledger"],
+)
+def test_ordinary_errors_are_one_line_without_a_traceback(args: tuple[str, ...]) -> None:
+    done = run_cli(*args, env={"STREAM_DATABASE_URL": "none"})
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().startswith("error:")
+    assert len(done.stderr.strip().splitlines()) <= 2  # one message (rich may wrap it)
+
+
+def test_debug_shows_the_traceback() -> None:
+    done = run_cli("--debug", "judge", "--eval", "/nonexistent/labels.jsonl")
+    assert done.returncode == 1
+    assert "Traceback" in done.stderr and "labels.jsonl" in done.stderr
 
 
 def test_chat_prints_the_routing_table() -> None:

@@ -179,3 +179,23 @@ def test_a_failure_mid_stream_is_an_sse_error_never_a_quiet_end() -> None:
         with pytest.raises(openai.APIStatusError) as caught:  # not streamed: a 502
             client_for(url).chat.completions.create(model="stream-local", messages=HI)
         assert caught.value.status_code == 502
+
+
+def test_a_truncated_local_model_is_an_openai_error_naming_the_file(tmp_path: Path) -> None:
+    """A bad STREAM_LOCAL_MODEL never crashes the server: the request gets an error object."""
+    from langchain_stream.tiers.embedded import embedded_model_path
+
+    cut = tmp_path / "cut-model.gguf"
+    cut.write_bytes(embedded_model_path().read_bytes()[:3_000_000])
+    router = StreamChatModel(local=ChatLocal(model_path=str(cut)), judge="keyword")
+    app = create_app(router, settings=Settings(rate_limit_rpm=0), keys=KeyStore([]))
+    with serving(app) as url:
+        with pytest.raises(openai.APIStatusError) as info:
+            client_for(url).chat.completions.create(model="stream-auto", messages=HI)
+        assert info.value.status_code == 503
+        body = info.value.response.json()["error"]
+        assert "cut-model.gguf" in body["message"] and "truncated" in body["message"]
+        assert "Traceback" not in body["message"]
+        # The server is still up and answers the next request the same way.
+        again = httpx.get(f"{url}/healthz")
+        assert again.status_code == 200
