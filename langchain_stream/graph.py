@@ -186,7 +186,8 @@ def route(state: RouterState, context: RouterContext) -> dict[str, Any]:
         )
     engine = context.policy_engine()
     decision, sensitive = engine.decide(
-        texts=[m.text for m in state["messages"]],
+        messages=state["messages"],
+        call_kwargs=context.call_kwargs,
         complexity=record.complexity,
         pin=pin,
         models=models,

@@ -16,7 +16,7 @@ from langchain_stream.policies import SensitiveDataDetector
         ("patient MRN: 00012345A", "medical_record_number"),
         ("card 4111 1111 1111 1111", "payment_card"),
         ("use sk-abcdefghijklmnop1234 for the API", "api_key"),
-        ("AKIAIOSFODNN7EXAMPLE", "api_key"),
+        ("AKIAIOSFODNN7EXAMPLE", "aws_access_key"),
         ("-----BEGIN RSA PRIVATE KEY-----", "private_key"),
         ("password = hunter22!", "password"),
         ("DE89 3704 0044 0532 0130 00", "iban"),

@@ -1,0 +1,50 @@
+"""Text normalisation before sensitive-data matching: undo the disguises that keep a pattern
+from seeing what a reader (or a cloud model) sees.
+
+In order: HTML entities (twice, for double encoding) and URL percent-escapes are decoded;
+Unicode NFKC folds fullwidth and compatibility forms (``＠`` → ``@``, ``１`` → ``1``);
+format characters (zero-width spaces and joiners, soft hyphens, bidi marks: category ``Cf``)
+are removed; digits of any script become ASCII digits; bracketed ``[at]`` / ``(dot)`` spellings
+become ``@`` / ``.``. The result is for matching only: it is never sent anywhere.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from urllib.parse import unquote
+
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_NON_ASCII_DIGIT = re.compile(r"[^\x00-\x7f]")
+_BRACKETED_AT = re.compile(r"\s*[\[({<]\s*(?:at|@)\s*[\])}>]\s*", re.IGNORECASE)
+_BRACKETED_DOT = re.compile(r"\s*[\[({<]\s*(?:dot|\.)\s*[\])}>]\s*", re.IGNORECASE)
+
+
+def _without_format_characters(text: str) -> str:
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+
+
+def _ascii_digits(text: str) -> str:
+    def fold(match: re.Match[str]) -> str:
+        char = match.group()
+        value = unicodedata.digit(char, None)
+        return str(value) if value is not None else char
+
+    return _NON_ASCII_DIGIT.sub(fold, text)
+
+
+def normalize(text: str) -> str:
+    """``text`` as sensitive-data patterns should see it (see the module's docstring)."""
+    if "&" in text:
+        text = html.unescape(html.unescape(text))
+    if "%" in text and _PERCENT_ESCAPE.search(text):
+        text = unquote(text, errors="ignore")
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+        text = _without_format_characters(text)
+        text = _ascii_digits(text)
+    if "[" in text or "(" in text or "{" in text or "<" in text:
+        text = _BRACKETED_AT.sub("@", text)
+        text = _BRACKETED_DOT.sub(".", text)
+    return text
