@@ -1,11 +1,12 @@
 """Text normalisation before sensitive-data matching: undo the disguises that keep a pattern
 from seeing what a reader (or a cloud model) sees.
 
-In order: HTML entities (twice, for double encoding) and URL percent-escapes are decoded;
-Unicode NFKC folds fullwidth and compatibility forms (``＠`` → ``@``, ``１`` → ``1``);
-format characters (zero-width spaces and joiners, soft hyphens, bidi marks: category ``Cf``)
-are removed; digits of any script become ASCII digits; bracketed ``[at]`` / ``(dot)`` spellings
-become ``@`` / ``.``. The result is for matching only: it is never sent anywhere.
+In order: HTML entities (twice, for double encoding), URL percent-escapes and JSON/Python
+``\\uXXXX`` escapes are decoded; Unicode NFKC folds fullwidth and compatibility forms
+(``＠`` → ``@``, ``１`` → ``1``); format characters (zero-width spaces and joiners, soft
+hyphens, bidi marks: category ``Cf``) are removed; digits of any script become ASCII digits;
+bracketed ``[at]`` / ``(dot)`` spellings become ``@`` / ``.``. The result is for matching
+only: it is never sent anywhere.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import unicodedata
 from urllib.parse import unquote
 
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_UNICODE_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})")
 _NON_ASCII_DIGIT = re.compile(r"[^\x00-\x7f]")
 _BRACKETED_AT = re.compile(r"\s*[\[({<]\s*(?:at|@)\s*[\])}>]\s*", re.IGNORECASE)
 _BRACKETED_DOT = re.compile(r"\s*[\[({<]\s*(?:dot|\.)\s*[\])}>]\s*", re.IGNORECASE)
@@ -34,12 +36,19 @@ def _ascii_digits(text: str) -> str:
     return _NON_ASCII_DIGIT.sub(fold, text)
 
 
+def _unescape(match: re.Match[str]) -> str:
+    char = chr(int(match.group(1) or match.group(2), 16))
+    return "" if 0xD800 <= ord(char) <= 0xDFFF else char
+
+
 def normalize(text: str) -> str:
     """``text`` as sensitive-data patterns should see it (see the module's docstring)."""
     if "&" in text:
         text = html.unescape(html.unescape(text))
     if "%" in text and _PERCENT_ESCAPE.search(text):
         text = unquote(text, errors="ignore")
+    if "\\" in text:
+        text = _UNICODE_ESCAPE.sub(_unescape, text)
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
         text = _without_format_characters(text)

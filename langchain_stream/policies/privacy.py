@@ -47,7 +47,7 @@ _Finder = Callable[[str], Iterator[tuple[int, int]]]
 _PATTERNS: dict[str, str] = {
     "email": (
         # Unicode letters in both parts: internationalised and homoglyph domains are addresses too.
-        r"[\w.+%'-]+[ ]?@[ ]?[\w-]+(?:\.[\w-]+)*\.(?:xn--[\w-]+|[^\W\d_]{2,})(?!\w)"
+        r"[\w.+%'-]+\s?@\s?[\w-]+(?:\.[\w-]+)*\.(?:xn--[\w-]+|[^\W\d_]{2,})(?!\w)"
     ),
     "medical_record_number": (
         r"(?i)\b(?:MRN|medical record(?: number| no\.?)?)\s*[:#]?\s*[A-Z0-9-]{5,}\b"
