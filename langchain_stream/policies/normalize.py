@@ -4,9 +4,12 @@ from seeing what a reader (or a cloud model) sees.
 In order: HTML entities (twice, for double encoding), URL percent-escapes and JSON/Python
 ``\\uXXXX`` escapes are decoded; Unicode NFKC folds fullwidth and compatibility forms
 (``＠`` → ``@``, ``１`` → ``1``); format characters (zero-width spaces and joiners, soft
-hyphens, bidi marks: category ``Cf``) are removed; digits of any script become ASCII digits;
-bracketed ``[at]`` / ``(dot)`` spellings become ``@`` / ``.``. The result is for matching
-only: it is never sent anywhere.
+hyphens, bidi marks: category ``Cf``) are removed; digits of any script become ASCII digits
+and dashes of any kind ``-``; bracketed ``[at]`` / ``(dot)`` spellings become ``@`` / ``.``.
+The result is for matching only: it is never sent anywhere.
+
+:func:`rejoined` goes one step further, for values split to slip past a pattern: line breaks
+are removed and letters or digits spelled out one by one (``4 1 1 1 …``) are joined up.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from urllib.parse import unquote
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _UNICODE_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})")
 _NON_ASCII_DIGIT = re.compile(r"[^\x00-\x7f]")
+_DASHES = re.compile(r"[\u2010-\u2015\u2212\u2e3a\u2e3b\ufe58\ufe63]")
+_LINE_BREAK = re.compile(r"[ \t]*(?:\r\n|\r|\n)[ \t]*")
+_SPELLED_OUT = re.compile(r"(?<!\S)\w(?: \w(?!\S)){5,}")
 _BRACKETED_AT = re.compile(r"\s*[\[({<]\s*(?:at|@)\s*[\])}>]\s*", re.IGNORECASE)
 _BRACKETED_DOT = re.compile(r"\s*[\[({<]\s*(?:dot|\.)\s*[\])}>]\s*", re.IGNORECASE)
 
@@ -53,7 +59,18 @@ def normalize(text: str) -> str:
         text = unicodedata.normalize("NFKC", text)
         text = _without_format_characters(text)
         text = _ascii_digits(text)
+        text = _DASHES.sub("-", text)
     if "[" in text or "(" in text or "{" in text or "<" in text:
         text = _BRACKETED_AT.sub("@", text)
         text = _BRACKETED_DOT.sub(".", text)
     return text
+
+
+def rejoined(normal: str) -> str:
+    """Normalised text with line breaks removed and spelled-out characters joined up (see
+    the module's docstring); ``normal`` itself when there is nothing to join."""
+    if "\n" in normal or "\r" in normal:
+        normal = _LINE_BREAK.sub("", normal)
+    if " " in normal:
+        normal = _SPELLED_OUT.sub(lambda m: m.group().replace(" ", ""), normal)
+    return normal

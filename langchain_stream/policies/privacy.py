@@ -26,7 +26,7 @@ from stdnum import iban as stdnum_iban
 from stdnum import luhn
 from stdnum.us import ssn as stdnum_ssn
 
-from langchain_stream.policies.normalize import normalize
+from langchain_stream.policies.normalize import normalize, rejoined
 
 DEFAULT_PHONE_REGION = "US"
 """Region of phone numbers written without a country code."""
@@ -56,7 +56,7 @@ _PATTERNS: dict[str, str] = {
         r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Z0-9])"
     ),
     "private_key": (
-        r"(?i)BEGIN[ _-]?(?:[A-Z0-9]+[ _-]){0,3}PRIVATE[ _-]?KEY|PuTTY-User-Key-File-\d"
+        r"(?i)BEGIN[\s_-]*(?:[A-Z0-9]+[\s_-]*){0,3}?PRIVATE[\s_-]*KEY|PuTTY-User-Key-File-\d"
     ),
     "connection_url": (
         r"(?i)\b[a-z][a-z0-9+.-]{1,30}://[^\s:/?#@\"'<>]*:[^\s/?#@\"'<>]+@[^\s/?#\"'<>]+"
@@ -78,7 +78,7 @@ _PATTERNS: dict[str, str] = {
 # Digit groups joined by separators: candidates for cards (checked by window and Luhn).
 _DIGIT_GROUPS = re.compile(r"(?<!\d)\d+(?:[ \t\r\n\-./_|*\u00b7\u2022]{1,3}\d+)*")
 _GROUP = re.compile(r"\d+")
-_SSN = re.compile(r"(?<![\d-])(\d{3})(\s?[-./]?\s?|\s)(\d{2})\2(\d{4})(?![\d-])")
+_SSN = re.compile(r"(?<![\d-])(\d{3})([\s./-]{0,2})(\d{2})([\s./-]{0,2})(\d{4})(?![\d-])")
 _SSN_CONTEXT = re.compile(r"(?i)\b(?:ssn|social[ -]security|soc\.? ?sec)\b")
 _IBAN = re.compile(r"(?i)(?<![A-Z0-9])[A-Z]{2}\d{2}(?:[ \-.]?[A-Z0-9]){10,32}")
 _AWS_SECRET_NAMED = re.compile(
@@ -134,11 +134,13 @@ def _ibans(text: str) -> Iterator[tuple[int, int]]:
 
 def _ssns(text: str) -> Iterator[tuple[int, int]]:
     for match in _SSN.finditer(text):
-        digits = match.group(1) + match.group(3) + match.group(4)
+        digits = match.group(1) + match.group(3) + match.group(5)
         if not stdnum_ssn.is_valid(digits):
             continue
-        # Nine bare digits are an SSN only where the text says so.
-        if not match.group(2) and not _SSN_CONTEXT.search(text, max(0, match.start() - 40)):
+        # Nine digits not grouped 3-2-4 (a ZIP+4 code, a bare number) are an SSN only where
+        # the text says so.
+        grouped = bool(match.group(2)) and bool(match.group(4))
+        if not grouped and not _SSN_CONTEXT.search(text, max(0, match.start() - 60), match.start()):
             continue
         yield match.span()
 
@@ -207,12 +209,23 @@ class SensitiveDataDetector:
 
     def find(self, text: str) -> list[SensitiveFinding]:
         """Every finding in ``text`` (positions in its normalised form)."""
-        normal = normalize(text)
+        return self._find(normalize(text))
+
+    def _find(self, normal: str) -> list[SensitiveFinding]:
         return [
             SensitiveFinding(kind, start, end)
             for kind, finder in self._finders.items()
             for start, end in finder(normal)
         ]
+
+    def _kinds_in(self, text: str) -> set[str]:
+        """Kinds in ``text``, normalised, and in its rejoined form (split values joined up)."""
+        normal = normalize(text)
+        found = {f.kind for f in self._find(normal)}
+        joined = rejoined(normal)
+        if joined != normal:
+            found.update(f.kind for f in self._find(joined))
+        return found
 
     def kinds(self, texts: Iterable[str], *, flow: Iterable[str] | None = None) -> list[str]:
         """The sorted kinds of sensitive data in any of ``texts``, or split across the texts
@@ -220,7 +233,7 @@ class SensitiveDataDetector:
         them."""
         texts = [t for t in texts if t]
         joined = [t for t in flow if t] if flow is not None else texts
-        found = {f.kind for text in texts for f in self.find(text)}
+        found = {kind for text in texts for kind in self._kinds_in(text)}
         if len(joined) > 1:
-            found.update(f.kind for f in self.find("".join(joined)))
+            found.update(self._kinds_in("".join(joined)))
         return sorted(found)
