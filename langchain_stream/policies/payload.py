@@ -106,7 +106,8 @@ def _read_data_url(url: str, content: PayloadContent) -> None:
         content.unscannable.append(f"data URL ({media})")
         return
     try:
-        raw = base64.b64decode(data, validate=False) if ";base64" in header else None
+        compact = "".join(data.split())  # base64 may be wrapped over lines
+        raw = base64.b64decode(compact, validate=True) if ";base64" in header else None
         text = (raw if raw is not None else unquote_to_bytes(data)).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         content.unscannable.append(f"data URL ({media}, undecodable)")

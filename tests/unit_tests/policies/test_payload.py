@@ -1,0 +1,91 @@
+"""The payload the cloud tier would send, and every text in it."""
+
+from __future__ import annotations
+
+import base64
+
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from pydantic import BaseModel, Field
+
+from langchain_stream.policies.payload import cloud_payload, payload_content
+
+
+def test_every_field_of_the_payload_is_read() -> None:
+    messages = [
+        SystemMessage("system text"),
+        HumanMessage([{"type": "text", "text": "part one"}, {"type": "text", "text": "two"}]),
+        HumanMessage("hi", name="the-name"),
+        AIMessage("", tool_calls=[{"name": "f", "args": {"q": "call argument"}, "id": "c1"}]),
+        ToolMessage("tool result", tool_call_id="c1"),
+    ]
+    kwargs = {
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "f",
+                    "description": "tool description",
+                    "parameters": {"properties": {"q": {"default": "schema default"}}},
+                },
+            }
+        ],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "a", "schema": {"description": "format description"}},
+        },
+        "stop": ["stop sequence"],
+    }
+    texts = payload_content(cloud_payload(messages, kwargs)).texts
+    for expected in (
+        "system text",
+        "the-name",
+        "call argument",  # read from inside the JSON-encoded arguments
+        "tool result",
+        "tool description",
+        "schema default",
+        "format description",
+        "stop sequence",
+    ):
+        assert expected in texts, expected
+    assert any("part one" in t and "two" in t for t in texts)
+
+
+def test_the_flow_leaves_out_keys_and_structure() -> None:
+    content = payload_content(
+        cloud_payload([HumanMessage("first half"), HumanMessage("second half")], {"model": "m"})
+    )
+    assert content.flow == ["first half", "second half"]
+    assert "role" in content.texts and "user" in content.texts and "m" in content.texts
+
+
+def test_data_urls_text_is_read_and_binary_is_unscannable() -> None:
+    note = base64.b64encode(b"call 6175550134").decode()
+    message = HumanMessage(
+        [
+            {"type": "image_url", "image_url": {"url": f"data:text/plain;base64,{note}"}},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+            {"type": "image_url", "image_url": {"url": "data:text/plain;base64,@@@"}},
+            {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
+        ]
+    )
+    content = payload_content(cloud_payload([message], {}))
+    assert "call 6175550134" in content.texts
+    assert content.unscannable == [
+        "data URL (image/png)",
+        "data URL (text/plain, undecodable)",
+        "audio",
+    ]
+
+
+class Answer(BaseModel):
+    """An answer."""
+
+    text: str = Field(description="signed by jane@uni.edu")
+
+
+def test_pydantic_schemas_and_deep_nesting_are_walked_without_recursion() -> None:
+    assert "signed by jane@uni.edu" in payload_content({"response_format": Answer}).texts
+    deep: dict = {"leaf": "bottom"}
+    for _ in range(5000):
+        deep = {"a": deep}
+    assert "bottom" in payload_content(deep).texts
