@@ -86,6 +86,15 @@ def _all_invalid(exc: NoTierAvailableError) -> bool:
     return bool(errors) and all(e.startswith(InvalidRequestError.__name__) for e in errors)
 
 
+def _rejections(exc: NoTierAvailableError) -> str:
+    """Why each tier refused the request, in the tiers' words (no exception type names)."""
+    prefix = f"{InvalidRequestError.__name__}: "
+    reasons = [
+        f"{a.get('tier')}: {str(a.get('error') or '').removeprefix(prefix)}" for a in exc.attempts
+    ]
+    return "the request cannot be served: " + "; ".join(reasons)
+
+
 def from_exception(exc: BaseException) -> tuple[int, ErrorBody]:
     """The status and OpenAI error of any exception raised while answering."""
     if isinstance(exc, ApiError):
@@ -94,7 +103,7 @@ def from_exception(exc: BaseException) -> tuple[int, ErrorBody]:
         return 400, ErrorBody(message=str(exc), type=INVALID, code="invalid_request")
     if isinstance(exc, NoTierAvailableError):
         if _all_invalid(exc):  # every tier rejected the request itself: the caller's fault
-            return 400, ErrorBody(message=str(exc), type=INVALID, code="invalid_request")
+            return 400, ErrorBody(message=_rejections(exc), type=INVALID, code="invalid_request")
         return 503, ErrorBody(message=str(exc), type=SERVER, code="no_tier_available")
     if isinstance(exc, MidStreamError):
         return 502, ErrorBody(message=str(exc), type=SERVER, code="mid_stream_error")

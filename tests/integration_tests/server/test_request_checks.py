@@ -153,3 +153,48 @@ def test_too_many_schema_nodes_are_refused(client: openai.OpenAI) -> None:
         )
     assert_about_the_request(caught.value.body, "invalid_schema", "tools[0]")
     assert "more than 2000 nodes" in caught.value.body["message"]
+
+
+DEFS_SCHEMA = {
+    "$defs": {"city": {"type": "string", "enum": ["Paris", "Rome"]}},
+    "type": "object",
+    "properties": {"city": {"$ref": "#/$defs/city"}},
+    "required": ["city"],
+}
+
+
+def test_a_tool_schema_with_local_refs_is_served_by_the_local_tier(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model="stream-local",
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+        max_tokens=48,
+        tools=[tool(DEFS_SCHEMA)],
+        tool_choice={"type": "function", "function": {"name": "lookup"}},
+    )
+    call = completion.choices[0].message.tool_calls[0]
+    assert call.function.name == "lookup"
+    assert json.loads(call.function.arguments)["city"] in ("Paris", "Rome")
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"not": {"type": "string"}},
+        {"type": "array", "items": False},
+        {"$ref": "#/$defs/a", "$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"type": "string"}}},
+    ],
+)
+def test_a_valid_schema_the_local_tier_cannot_follow_is_a_bad_request(
+    client: openai.OpenAI, schema: dict
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="stream-local",
+            messages=ASK,
+            max_tokens=8,
+            response_format=json_schema_format(schema),
+        )
+    error = caught.value.body
+    assert error["code"] == "invalid_request"
+    assert "the local tier cannot follow the response_format's JSON schema" in error["message"]
+    assert not any(word in error["message"] for word in INTERNALS), error["message"]
