@@ -5,6 +5,8 @@
     cause                                         status  type                   code
     malformed JSON, wrong types, bad values       400     invalid_request_error  (validation error)
     InvalidRequestError, too many messages        400     invalid_request_error  invalid_request
+    a lone surrogate in a string                  400     invalid_request_error  invalid_string
+    a JSON schema too deep, large or malformed    400     invalid_request_error  invalid_schema
     missing or wrong API key                      401     invalid_request_error  invalid_api_key
     unknown model                                 404     invalid_request_error  model_not_found
     unknown route                                 404     invalid_request_error  not_found
