@@ -47,6 +47,8 @@ def test_the_limits_come_from_the_settings_with_documented_defaults() -> None:
 
 
 def test_ordinary_schemas_pass() -> None:
+    draft = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object"}
+    check_request(request(tools=tools(draft)), SchemaLimits())
     recursive_free = {
         "$defs": {"point": {"type": "object", "properties": {"x": {"type": "number"}}}},
         "type": "object",
@@ -84,6 +86,8 @@ def test_the_node_budget_covers_all_of_a_requests_schemas() -> None:
         ({"$ref": "defs/x"}, "points outside the schema"),
         ({"$ref": "#defs"}, "is not a JSON pointer"),
         ({"type": 5}, "not a valid JSON schema at '/type'"),
+        # Never fetched: an unknown dialect would send the server to the network.
+        ({"$schema": "http://127.0.0.1:9/schema"}, "is not a known draft"),
         ({"properties": {"a": {"minLength": -1}}}, "not a valid JSON schema"),
     ],
 )
