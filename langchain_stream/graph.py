@@ -188,6 +188,7 @@ def route(state: RouterState, context: RouterContext) -> dict[str, Any]:
     decision, sensitive = engine.decide(
         messages=state["messages"],
         call_kwargs=context.call_kwargs,
+        summary=state.get("summary"),
         complexity=record.complexity,
         pin=pin,
         models=models,

@@ -69,6 +69,7 @@ class PolicyEngine:
         *,
         messages: Sequence[BaseMessage],
         call_kwargs: Mapping[str, Any],
+        summary: Mapping[str, Any] | None = None,
         complexity: Complexity | None,
         pin: str | None,
         models: Mapping[str, BaseChatModel],
@@ -77,14 +78,15 @@ class PolicyEngine:
         """The ordered candidate tiers and the kinds of sensitive data found.
 
         The check reads the request as the cloud tier would send it: ``messages`` in OpenAI's
-        format and every call argument (tools, response format, stop sequences, ...).
+        format and every call argument (tools, response format, stop sequences, ...), and the
+        conversation's saved ``summary``, which fitting the history may send along.
         """
         available = list(models)
         sensitive: list[str] = []
         unscannable: list[str] = []
         # Only look for sensitive data when it could change anything: a cloud tier exists.
         if "cloud" in available:
-            content = payload_content(cloud_payload(messages, call_kwargs))
+            content = payload_content([cloud_payload(messages, call_kwargs), summary])
             sensitive = self.detector.kinds(content.texts, flow=content.flow)
             unscannable = sorted(set(content.unscannable))
         store = self.store if self.reads_store(request, available) else None

@@ -89,3 +89,32 @@ def test_pydantic_schemas_and_deep_nesting_are_walked_without_recursion() -> Non
     for _ in range(5000):
         deep = {"a": deep}
     assert "bottom" in payload_content(deep).texts
+
+
+def test_the_engine_reads_the_payload_and_the_saved_summary() -> None:
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from langchain_stream.config import Settings
+    from langchain_stream.policies.decide import RoutingRequest
+    from langchain_stream.policies.engine import PolicyEngine
+
+    engine = PolicyEngine(Settings(database_url="none"))
+    models = {"local": FakeListChatModel(responses=["x"]), "cloud": FakeListChatModel(responses=[])}
+
+    def decide(**extra: object) -> list[str]:
+        decision, sensitive = engine.decide(
+            messages=[HumanMessage("Summarise our talk.")],
+            complexity=None,
+            pin="cloud",
+            models=models,
+            request=RoutingRequest(),
+            **{"call_kwargs": {}, **extra},  # type: ignore[arg-type]
+        )
+        assert ("cloud" in decision.candidates) == (not sensitive)
+        return sensitive
+
+    assert decide() == []
+    assert decide(call_kwargs={"stop": ["jane@uni.edu"]}) == ["email"]
+    assert decide(summary={"notes": ["The user's card is 4111 1111 1111 1111."]}) == [
+        "payment_card"
+    ]
