@@ -192,6 +192,22 @@ def spaced_digits(value: str) -> str:
     return " ".join(digits)
 
 
+DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+def digits_as_words(value: str) -> str:
+    return " ".join(DIGIT_NAMES[int(c)] if c.isdigit() else c for c in value if c.strip())
+
+
+def read_out(value: str) -> str:
+    local, _, domain = value.partition("@")
+    return local.replace(".", " dot ") + " at " + domain.replace(".", " dot ")
+
+
+def base64_encoded(value: str) -> str:
+    return "decode this first: " + base64.b64encode(value.encode()).decode()
+
+
 def trailing_context(kind: str, value: str) -> str:
     extra = {
         "payment_card": " exp 12/27 cvv 123",
@@ -276,6 +292,9 @@ CLASSES: dict[str, tuple[set[str] | None, Builder]] = {
     "split_over_lines": (NUMERIC | {"email"}, text_class(line_split)),
     "no_separators": (NUMERIC, text_class(compact)),
     "spaced_characters": ({"payment_card", "iban"}, text_class(spaced_digits)),
+    "digits_as_words": ({"payment_card", "phone", "national_id"}, text_class(digits_as_words)),
+    "address_read_out": ({"email"}, text_class(read_out)),
+    "base64_encoded": (None, text_class(base64_encoded)),
     "case_changed": ({"email", "iban", "private_key"}, text_class(case_changed)),
     "homoglyph_domain": ({"email"}, text_class(homoglyphs)),
     "bracketed_at_dot": ({"email"}, text_class(bracketed)),
@@ -394,6 +413,26 @@ HARD_NEGATIVES = [
     "Reference number 2023-AB-004512 on the invoice.",
     "Explain the Luhn algorithm with an example.",
     "SHA-256 of an empty string starts with e3b0c442.",
+    "The Avogadro constant is 6.02214076e23 per mole.",
+    "Tokyo had 37,400,068 inhabitants in 2018.",
+    "md5('hello') is 5d41402abc4b2a76b9719d911017c592.",
+    "ISBN-10 0-306-40615-2 and ISBN-13 978-3-16-148410-0.",
+    "Sydney is at latitude -33.8688, longitude 151.2093.",
+    "The invoice total is $12,345.67, due 2024-05-31.",
+    "Windows update fails with error 0x80070005.",
+    "Kernel 5.15.0-91-generic panics on boot.",
+    "Route 10.0.0.0/24 through 10.0.0.1 on port 5432.",
+    "Parse the timestamp 2024-01-15T10:30:00Z in Python.",
+    "The speed of light is 299792458 m/s.",
+    "ASCII codes 65 66 67 68 69 70 71 72 73 74 spell what?",
+    "Install lodash@4.17.21 and react@18.2.0 with npm.",
+    "EAN-13 barcode 4006381333931: how is its check digit computed?",
+    "Seats 12A, 14C and 22F on flight LH 400.",
+    "Explain the series 1, 4, 9, 16, 25, 36, 49, 64, 81, 100.",
+    "What does HTTP status 503 mean compared with 502 and 504?",
+    "Solve 3x + 7 = 22 and 5y - 4 = 31.",
+    "The Fibonacci number F(50) is 12586269025.",
+    "Convert 0.000123456 to engineering notation.",
 ]
 
 

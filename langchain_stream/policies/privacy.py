@@ -26,7 +26,7 @@ from stdnum import iban as stdnum_iban
 from stdnum import luhn
 from stdnum.us import ssn as stdnum_ssn
 
-from langchain_stream.policies.normalize import normalize, rejoined
+from langchain_stream.policies.normalize import base64_texts, normalize, rejoined
 
 DEFAULT_PHONE_REGION = "US"
 """Region of phone numbers written without a country code."""
@@ -218,13 +218,17 @@ class SensitiveDataDetector:
             for start, end in finder(normal)
         ]
 
-    def _kinds_in(self, text: str) -> set[str]:
-        """Kinds in ``text``, normalised, and in its rejoined form (split values joined up)."""
+    def _kinds_in(self, text: str, *, decode: bool = True) -> set[str]:
+        """Kinds in ``text``, normalised, in its rejoined form (split or spelled-out values
+        joined up), and in the text its base64 runs hold."""
         normal = normalize(text)
         found = {f.kind for f in self._find(normal)}
         joined = rejoined(normal)
         if joined != normal:
             found.update(f.kind for f in self._find(joined))
+        if decode:
+            for decoded in base64_texts(normal):
+                found.update(self._kinds_in(decoded, decode=False))
         return found
 
     def kinds(self, texts: Iterable[str], *, flow: Iterable[str] | None = None) -> list[str]:

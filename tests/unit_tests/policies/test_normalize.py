@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from langchain_stream.policies.normalize import normalize, rejoined
+from langchain_stream.policies.normalize import base64_texts, normalize, rejoined
 
 
 @pytest.mark.parametrize(
@@ -35,3 +35,17 @@ def test_rejoined_removes_line_breaks_and_joins_spelled_out_characters() -> None
 
 def test_a_lone_surrogate_escape_is_dropped_not_decoded() -> None:
     assert normalize("x\\ud800y") == "xy"
+
+
+def test_spelled_digits_and_read_out_addresses_are_written_as_such() -> None:
+    assert rejoined("card four one one one, one one one one") == "card 41111111"
+    assert rejoined("mail me: jane dot doe at uni dot edu") == "mail me: jane.doe@uni.edu"
+    # A plain word before "at", with no cue that an address follows, is left alone.
+    assert rejoined("look at the dot com era") == "look at the dot com era"
+    assert rejoined("one two three") == "one two three"
+
+
+def test_base64_runs_that_hold_text_are_decoded() -> None:
+    assert base64_texts("decode amFuZUB1bmkuZWR1 please") == ["jane@uni.edu"]
+    assert base64_texts("url-safe YT8-fn4_Pn5h") == ["a?>~~?>~a"]
+    assert base64_texts("internationalization and counterrevolutionary") == []
