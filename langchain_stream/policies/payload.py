@@ -5,8 +5,9 @@ The privacy check reads the request as it would leave: the messages in OpenAI's 
 every call argument (``tools`` with their descriptions and parameter schemas,
 ``response_format`` schemas, ``stop``, ...). Strings that hold JSON (tool-call arguments) are
 read as JSON too, so escapes such as ``\\u0040`` hide nothing; ``data:`` URLs of a text type
-are decoded and read. Content that cannot be read (images, audio, files, other binary data
-URLs) is reported as unscannable, for the ``unscannable_content`` rule to decide.
+are decoded and read. Content that cannot be read (images, inline or by URL, audio, files,
+other binary data URLs) is reported as unscannable, for the ``unscannable_content`` rule to
+decide; the URL of an image is read as text too.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def payload_content(payload: Any) -> PayloadContent:
         if isinstance(value, str):
             _read_string(value, key, content, stack)
         elif isinstance(value, Mapping):
+            if (remote := _remote_content(value)) is not None:
+                content.unscannable.append(remote)
             for name, item in reversed(list(value.items())):
                 if name in _BINARY_PARTS and not isinstance(item, str | None):
                     content.unscannable.append(_BINARY_PARTS[name])
@@ -76,6 +79,20 @@ def payload_content(payload: Any) -> PayloadContent:
             content.texts.append(str(value))
             content.flow.append(str(value))
     return content
+
+
+def _remote_content(part: Mapping[str, Any]) -> str | None:
+    """What a content part fetches rather than carries (an image by URL, a stored file)."""
+    kind = part.get("type")
+    if kind == "image_url":
+        image = part.get("image_url")
+        url = image.get("url") if isinstance(image, Mapping) else image
+        return None if isinstance(url, str) and url.startswith("data:") else "image (URL)"
+    if kind == "file":
+        file = part.get("file")
+        if isinstance(file, Mapping) and "file_id" in file:
+            return "file (by id)"
+    return None
 
 
 def _read_string(

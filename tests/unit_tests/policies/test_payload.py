@@ -118,3 +118,12 @@ def test_the_engine_reads_the_payload_and_the_saved_summary() -> None:
     assert decide(summary={"notes": ["The user's card is 4111 1111 1111 1111."]}) == [
         "payment_card"
     ]
+
+
+def test_an_image_by_url_is_unscannable_and_its_url_is_read() -> None:
+    message = HumanMessage(
+        [{"type": "image_url", "image_url": {"url": "https://files.example/jane@uni.edu.png"}}]
+    )
+    content = payload_content(cloud_payload([message], {}))
+    assert content.unscannable == ["image (URL)"]
+    assert "https://files.example/jane@uni.edu.png" in content.texts
