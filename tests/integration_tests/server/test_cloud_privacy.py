@@ -170,6 +170,17 @@ SENSITIVE_REQUESTS: dict[str, dict[str, Any]] = {
             }
         ]
     },
+    "image_by_url": {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is in this picture?"},
+                    {"type": "image_url", "image_url": {"url": "https://127.0.0.1:9/scan.png"}},
+                ],
+            }
+        ]
+    },
     "image_data_url": {
         "messages": [
             {
@@ -234,7 +245,7 @@ def test_sensitive_data_in_any_field_never_reaches_the_cloud(
 ) -> None:
     before = cloud_server.completions_received()
     request = SENSITIVE_REQUESTS[case]
-    if case.endswith("data_url"):
+    if case.startswith("image") or case.endswith("data_url"):
         # The local tier reads text only: kept off the cloud, nothing can answer an image.
         with pytest.raises(openai.BadRequestError, match="the local tier reads text only"):
             client.chat.completions.create(model="stream-cloud", max_tokens=8, **request)
@@ -245,7 +256,35 @@ def test_sensitive_data_in_any_field_never_reaches_the_cloud(
     assert cloud_server.completions_received() == before  # asserted at the cloud server
     audit = router.policy_engine().store.audit_entries()[-1]
     assert audit["reason"] == "privacy" and "cloud" not in str(audit["tiers_tried"])
-    if case == "image_data_url":  # the audit log names the rule that kept it local
+    if case.startswith("image"):  # the audit log names the rule that kept it local
         assert any("rule unscannable_content=local" in p for p in audit["policies"])
     else:
         assert audit["sensitive"]
+
+
+def test_the_unscannable_content_setting_lets_an_image_go_to_the_cloud(
+    local_model: ChatLocal, cloud_server: CloudServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from langchain_core.messages import HumanMessage
+    from langchain_openai import ChatOpenAI
+
+    from langchain_stream.config import get_settings
+    from langchain_stream.errors import NoTierAvailableError
+
+    monkeypatch.setenv("STREAM_UNSCANNABLE_CONTENT", "cloud")
+    get_settings.cache_clear()
+    cloud = ChatOpenAI(
+        model="gpt-4o-mini", base_url=cloud_server.url, api_key=CLOUD_KEY, max_retries=0
+    )
+    model = StreamChatModel(local=local_model, cloud=cloud, judge="keyword")
+    image = SENSITIVE_REQUESTS["image_data_url"]["messages"][0]["content"]
+    before = cloud_server.completions_received()
+    # The stand-in cloud model reads no images, so no tier can answer; the request went there.
+    with pytest.raises(NoTierAvailableError, match="no tier could answer"):
+        model.invoke([HumanMessage(image)], model="stream-cloud")
+    assert cloud_server.completions_received() == before + 1
+    audit = model.policy_engine().store.audit_entries()[-1]
+    assert any(
+        "rule unscannable_content=cloud: the cloud is allowed" in p for p in audit["policies"]
+    )
+    get_settings.cache_clear()
