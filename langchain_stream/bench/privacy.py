@@ -112,7 +112,7 @@ def run_privacy_bench(
 
     total_found = sum(v[0] for v in found_by_kind.values())
     return {
-        "benchmark": "privacy",
+        "bench": "privacy",
         "machine": machine(),
         "positives": len(positives),
         "obfuscation_classes": len(found_by_class),

@@ -36,4 +36,4 @@ def test_the_command_prints_the_report_as_its_last_line() -> None:
     outcome = CliRunner().invoke(app, ["bench", "privacy", "--json"])
     assert outcome.exit_code == 0, outcome.output
     report = json.loads(outcome.output.strip().splitlines()[-1])
-    assert report["benchmark"] == "privacy" and report["positives"] >= 300
+    assert report["bench"] == "privacy" and report["positives"] >= 300
