@@ -75,6 +75,16 @@ _PATTERNS: dict[str, str] = {
     ),
 }
 
+# Words one of which a text must hold (lower-cased) for a pattern to be worth running.
+_HINTS: dict[str, tuple[str, ...]] = {
+    "email": ("@",),
+    "connection_url": ("://",),
+    "private_key": ("private", "putty"),
+    "medical_record_number": ("mrn", "medical record"),
+    "password": ("pass", "pwd", "secret", "key", "token"),
+}
+_SEVEN_DIGITS = re.compile(r"(?:\d\D*){7}")
+
 # Digit groups joined by separators: candidates for cards (checked by window and Luhn).
 _DIGIT_GROUPS = re.compile(r"(?<!\d)\d+(?:[ \t\r\n\-./_|*\u00b7\u2022]{1,3}\d+)*")
 _GROUP = re.compile(r"\d+")
@@ -157,7 +167,7 @@ def _aws_secrets(text: str) -> Iterator[tuple[int, int]]:
 
 def _phone_finder(region: str) -> _Finder:
     def find(text: str) -> Iterator[tuple[int, int]]:
-        if sum(ch.isdigit() for ch in text) < 7:
+        if not _SEVEN_DIGITS.search(text):
             return
         for match in phonenumbers.PhoneNumberMatcher(
             text, region, leniency=phonenumbers.Leniency.VALID
@@ -167,8 +177,10 @@ def _phone_finder(region: str) -> _Finder:
     return find
 
 
-def _pattern_finder(pattern: re.Pattern[str]) -> _Finder:
+def _pattern_finder(pattern: re.Pattern[str], hints: tuple[str, ...] = ()) -> _Finder:
     def find(text: str) -> Iterator[tuple[int, int]]:
+        if hints and not any(hint in text.lower() for hint in hints):
+            return
         for match in pattern.finditer(text):
             yield match.span()
 
@@ -189,7 +201,8 @@ class SensitiveDataDetector:
         phone_region: str = DEFAULT_PHONE_REGION,
     ) -> None:
         finders: dict[str, _Finder] = {
-            kind: _pattern_finder(re.compile(pattern)) for kind, pattern in _PATTERNS.items()
+            kind: _pattern_finder(re.compile(pattern), _HINTS.get(kind, ()))
+            for kind, pattern in _PATTERNS.items()
         }
         finders.update(
             payment_card=_cards,
@@ -237,7 +250,9 @@ class SensitiveDataDetector:
         them."""
         texts = [t for t in texts if t]
         joined = [t for t in flow if t] if flow is not None else texts
-        found = {kind for text in texts for kind in self._kinds_in(text)}
+        # One pass over all texts, a line apart (each pattern stops at a line break as at the
+        # end of a text), rather than one pass per text: a payload holds many short strings.
+        found = self._kinds_in("\n".join(texts)) if texts else set()
         if len(joined) > 1:
             found.update(self._kinds_in("".join(joined)))
         return sorted(found)
