@@ -111,7 +111,7 @@ def _read_string(
     if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
         try:
             parsed = json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):  # read as the text it is
             return
         stack.append((parsed, key))
 

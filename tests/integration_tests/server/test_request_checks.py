@@ -198,3 +198,24 @@ def test_a_valid_schema_the_local_tier_cannot_follow_is_a_bad_request(
     assert error["code"] == "invalid_request"
     assert "the local tier cannot follow the response_format's JSON schema" in error["message"]
     assert not any(word in error["message"] for word in INTERNALS), error["message"]
+
+
+def test_tool_call_arguments_nested_past_the_parsers_limit_are_a_bad_request(
+    client: openai.OpenAI,
+) -> None:
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "lookup", "arguments": "[" * 20_000 + "]" * 20_000},
+    }
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="stream-local",
+            max_tokens=8,
+            messages=[
+                {"role": "user", "content": "Look it up."},
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "done"},
+            ],
+        )
+    assert "are not a JSON object" in caught.value.body["message"]

@@ -127,3 +127,8 @@ def test_an_image_by_url_is_unscannable_and_its_url_is_read() -> None:
     content = payload_content(cloud_payload([message], {}))
     assert content.unscannable == ["image (URL)"]
     assert "https://files.example/jane@uni.edu.png" in content.texts
+
+
+def test_a_string_of_json_nested_past_the_parsers_limit_is_read_as_text() -> None:
+    nested = "[" * 100_000 + '"jane@uni.edu"' + "]" * 100_000
+    assert nested in payload_content({"arguments": nested}).texts
