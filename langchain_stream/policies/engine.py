@@ -25,6 +25,8 @@ from langchain_stream.policies.privacy import SensitiveDataDetector
 from langchain_stream.policies.store import AnswerEntry, ConversationState, PolicyStore
 from langchain_stream.routing import RoutingRecord
 
+LONG_SCAN_CHARS = 16_384
+"""Requests with more text than this are checked for sensitive data off the event loop."""
 DEFAULT_DATABASE = Path.home() / ".local" / "share" / "langchain-stream" / "stream.db"
 
 
@@ -110,6 +112,22 @@ class PolicyEngine:
             private_conversations=self.settings.pin_sensitive_conversations,
         )
         return decision, sensitive
+
+    def scans_long(
+        self,
+        messages: Sequence[BaseMessage],
+        call_kwargs: Mapping[str, Any],
+        available: Sequence[str],
+    ) -> bool:
+        """Whether the privacy check of this request takes long enough (a long text full of
+        figures: up to 15 µs a character) to be run off the event loop."""
+        if "cloud" not in available:
+            return False
+        size = sum(len(str(m.content)) for m in messages)
+        for name in ("tools", "response_format", "stop"):
+            if name in call_kwargs:
+                size += len(str(call_kwargs[name]))
+        return size > LONG_SCAN_CHARS
 
     def reads_store(self, request: RoutingRequest, available: Sequence[str]) -> bool:
         """Whether routing this request reads the database (a conversation, or a budget that

@@ -28,7 +28,9 @@ _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _UNICODE_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})")
 _NON_ASCII_DIGIT = re.compile(r"[^\x00-\x7f]")
 _DASHES = re.compile(r"[\u2010-\u2015\u2212\u2e3a\u2e3b\ufe58\ufe63]")
-_LINE_BREAK = re.compile(r"[ \t]*(?:\r\n|\r|\n)[ \t]*")
+# Patterns that may start with blanks start only where a run of blanks does: tried at every
+# blank of a long run, they would take quadratic time.
+_LINE_BREAK = re.compile(r"(?<![ \t])[ \t]*(?:\r\n|\r|\n)[ \t]*")
 _SPELLED_OUT = re.compile(r"(?<!\S)\w(?: \w(?!\S)){5,}")
 _DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 _DIGIT_WORD = {name: str(digit) for digit, name in enumerate(_DIGIT_NAMES)}
@@ -41,8 +43,8 @@ _SPOKEN_ADDRESS = re.compile(
 )
 _MAIL_CUE = re.compile(r"(?i)\b(?:e-?mail|mail|contact|write|reach|address)")
 _BASE64_RUN = re.compile(r"(?<![\w+/=-])[A-Za-z0-9+/_-]{12,}={0,2}(?![\w+/=-])")
-_BRACKETED_AT = re.compile(r"\s*[\[({<]\s*(?:at|@)\s*[\])}>]\s*", re.IGNORECASE)
-_BRACKETED_DOT = re.compile(r"\s*[\[({<]\s*(?:dot|\.)\s*[\])}>]\s*", re.IGNORECASE)
+_BRACKETED_AT = re.compile(r"(?<!\s)\s*[\[({<]\s*(?:at|@)\s*[\])}>]\s*", re.IGNORECASE)
+_BRACKETED_DOT = re.compile(r"(?<!\s)\s*[\[({<]\s*(?:dot|\.)\s*[\])}>]\s*", re.IGNORECASE)
 
 
 def _without_format_characters(text: str) -> str:

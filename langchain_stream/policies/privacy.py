@@ -45,10 +45,6 @@ _Finder = Callable[[str], Iterator[tuple[int, int]]]
 
 # Patterns whose match is the finding, with no further check.
 _PATTERNS: dict[str, str] = {
-    "email": (
-        # Unicode letters in both parts: internationalised and homoglyph domains are addresses too.
-        r"[\w.+%'-]+\s?@\s?[\w-]+(?:\.[\w-]+)*\.(?:xn--[\w-]+|[^\W\d_]{2,})(?!\w)"
-    ),
     "medical_record_number": (
         r"(?i)\b(?:MRN|medical record(?: number| no\.?)?)\s*[:#]?\s*[A-Z0-9-]{5,}\b"
     ),
@@ -75,9 +71,15 @@ _PATTERNS: dict[str, str] = {
     ),
 }
 
+# An e-mail address is looked for around each "@", in windows as long as an address's parts
+# may be (a pattern over the whole text would take quadratic time on a long word). Unicode
+# letters in both parts: internationalised and homoglyph domains are addresses too.
+_AT = re.compile(r"\s?@\s?")
+_LOCAL_PART = re.compile(r"[\w.+%'-]{1,64}$")
+_DOMAIN = re.compile(r"[\w-]{1,63}(?:\.[\w-]{1,63}){0,8}\.(?:xn--[\w-]{1,59}|[^\W\d_]{2,63})(?!\w)")
+
 # Words one of which a text must hold (lower-cased) for a pattern to be worth running.
 _HINTS: dict[str, tuple[str, ...]] = {
-    "email": ("@",),
     "connection_url": ("://",),
     "private_key": ("private", "putty"),
     "medical_record_number": ("mrn", "medical record"),
@@ -96,6 +98,14 @@ _AWS_SECRET_NAMED = re.compile(
     r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])"
 )
 _AWS_SECRET_BARE = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+
+
+def _emails(text: str) -> Iterator[tuple[int, int]]:
+    for at in _AT.finditer(text):
+        local = _LOCAL_PART.search(text, max(0, at.start() - 64), at.start())
+        domain = _DOMAIN.match(text, at.end(), at.end() + 256)
+        if local is not None and domain is not None:
+            yield local.start(), domain.end()
 
 
 def _cards(text: str) -> Iterator[tuple[int, int]]:
@@ -205,6 +215,7 @@ class SensitiveDataDetector:
             for kind, pattern in _PATTERNS.items()
         }
         finders.update(
+            email=_emails,
             payment_card=_cards,
             iban=_ibans,
             national_id=_ssns,

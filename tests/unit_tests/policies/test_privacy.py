@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from langchain_stream.policies import SensitiveDataDetector
+from tests.conftest import TIME_UNIT_S
 
 
 @pytest.mark.parametrize(
@@ -113,3 +116,32 @@ def test_values_split_across_texts_are_found_joined() -> None:
 def test_phone_region_is_a_setting() -> None:
     assert SensitiveDataDetector(phone_region="GB").kinds(["ring 020 7946 0958"]) == ["phone"]
     assert SensitiveDataDetector(phone_region="US").kinds(["ring 020 7946 0958"]) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 200_000 + " @",  # a long word before an "@"
+        "a." * 100_000 + " @x",
+        " " * 200_000 + "x (",  # a long run of blanks before a bracket
+        " " * 200_000 + "x\n",
+        "@" * 200_000,
+    ],
+)
+def test_scanning_takes_linear_time(text: str) -> None:
+    started = time.perf_counter()
+    SensitiveDataDetector().kinds([text])
+    assert time.perf_counter() - started < 1.0 * TIME_UNIT_S
+
+
+def test_a_long_request_is_checked_off_the_event_loop() -> None:
+    from langchain_core.messages import HumanMessage
+
+    from langchain_stream.config import Settings
+    from langchain_stream.policies.engine import LONG_SCAN_CHARS, PolicyEngine
+
+    engine = PolicyEngine(Settings(database_url="none"))
+    short, long = [HumanMessage("hi")], [HumanMessage("x" * (LONG_SCAN_CHARS + 1))]
+    assert not engine.scans_long(short, {}, ["local", "cloud"])
+    assert engine.scans_long(long, {}, ["local", "cloud"])
+    assert not engine.scans_long(long, {}, ["local"])  # no cloud: nothing is scanned
