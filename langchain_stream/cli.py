@@ -532,6 +532,29 @@ def bench_judge(
     _report(result, as_json)
 
 
+@bench_app.command("privacy")
+def bench_privacy(
+    variants: Annotated[
+        Path | None,
+        typer.Option(help="Labeled variant set (default: the one shipped in the package)."),
+    ] = None,
+    ordinary: Annotated[
+        Path | None,
+        typer.Option(help="Directory of ordinary queries, *.jsonl (default: data/complexity)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
+) -> None:
+    """The privacy check: recall per kind of sensitive data, false positives on ordinary
+    queries."""
+    from langchain_stream.bench.privacy import run_privacy_bench
+
+    try:
+        result = run_privacy_bench(variants_file=variants, ordinary_dir=ordinary)
+    except (ValueError, OSError) as exc:
+        raise _fail(exc) from exc
+    _report(result, as_json)
+
+
 @bench_app.command(
     "all",
     help="Every benchmark in turn, one JSON report (OUT/report.json) and PNG plots; exits 1 if "

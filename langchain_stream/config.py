@@ -168,6 +168,12 @@ class Settings(BaseSettings):
     """``institutional`` never sends a request to the cloud tier."""
     sensitive_patterns: dict[str, str] = Field(default_factory=dict)
     """Extra sensitive-data patterns, kind → regular expression (TOML table or JSON)."""
+    sensitive_phone_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+    """Region (ISO 3166 code) of phone numbers written without a country code."""
+    unscannable_content: Literal["local", "cloud"] = "local"
+    """Where a ``standard`` request goes whose content cannot be scanned (images, audio,
+    files, binary ``data:`` URLs): ``local`` keeps it off the cloud, ``cloud`` lets it go.
+    Under ``institutional`` privacy nothing goes to the cloud. The audit log names the rule."""
     pin_sensitive_conversations: bool = True
     """Once sensitive data appears in a conversation, keep the rest of it off the cloud."""
     budget_daily_usd: float | None = Field(default=None, ge=0)
@@ -211,6 +217,10 @@ class Settings(BaseSettings):
     """Largest request body the server reads, in bytes; larger ones get HTTP 413."""
     max_messages: int = Field(default=256, ge=1)
     """Most messages one chat request may carry."""
+    max_schema_depth: int = Field(default=32, ge=1)
+    """Deepest nesting of a JSON schema in ``tools`` or ``response_format``; deeper: HTTP 400."""
+    max_schema_nodes: int = Field(default=2000, ge=1)
+    """Most objects, arrays and values in all of one request's JSON schemas; more: HTTP 400."""
 
     @field_validator("cache_dir", mode="before")
     @classmethod

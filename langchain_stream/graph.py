@@ -186,7 +186,9 @@ def route(state: RouterState, context: RouterContext) -> dict[str, Any]:
         )
     engine = context.policy_engine()
     decision, sensitive = engine.decide(
-        texts=[m.text for m in state["messages"]],
+        messages=state["messages"],
+        call_kwargs=context.call_kwargs,
+        summary=state.get("summary"),
         complexity=record.complexity,
         pin=pin,
         models=models,
@@ -233,8 +235,12 @@ async def _ajudge(state: RouterState, context: RouterContext) -> dict[str, Any]:
 
 
 async def _aroute(state: RouterState, context: RouterContext) -> dict[str, Any]:
-    if context.policy_engine().reads_store(context.request, list(context.models())):
-        return await asyncio.to_thread(route, state, context)  # database reads: off the loop
+    engine, available = context.policy_engine(), list(context.models())
+    # Database reads, and the privacy check of a long request: off the loop.
+    if engine.reads_store(context.request, available) or engine.scans_long(
+        state["messages"], context.call_kwargs, available
+    ):
+        return await asyncio.to_thread(route, state, context)
     return route(state, context)
 
 

@@ -3,8 +3,9 @@
 Policies apply in a fixed order, each noting its effect (DESIGN §1):
 
 1. **pin** — the caller chose a tier (it replaces the judge's order);
-2. **privacy** — ``privacy="institutional"``, sensitive data in the request, or a conversation
-   that already contained some: the cloud is removed, even when pinned;
+2. **privacy** — ``privacy="institutional"``, sensitive data in the request, content that
+   cannot be scanned (images, files) under ``unscannable_content="local"``, or a conversation
+   that already contained sensitive data: the cloud is removed, even when pinned;
 3. **budget** — the user's daily or monthly cloud cap is reached: the cloud is removed, and a
    HIGH query goes to HPC first;
 4. **stickiness** — within a conversation the tier only moves up: tiers below the highest one
@@ -27,6 +28,7 @@ from langchain_stream.policies.store import TIER_RANK, ConversationState
 from langchain_stream.routing import Reason, candidate_tiers
 
 Privacy = Literal["standard", "institutional"]
+UnscannableRule = Literal["local", "cloud"]
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,14 @@ def decide_candidates(
     budget: Callable[[], BudgetState] | None,
     not_ready: Callable[[str], str | None],
     private_conversations: bool = True,
+    unscannable: Sequence[str] = (),
+    unscannable_rule: UnscannableRule = "local",
 ) -> Decision:
-    """Apply the policies to the judge's class (or the pin) over the available tiers."""
+    """Apply the policies to the judge's class (or the pin) over the available tiers.
+
+    ``unscannable`` describes content the detector could not read (``"data URL
+    (image/png)"``); ``unscannable_rule`` says where such a ``standard`` request may go.
+    """
     if pin is not None:
         decision = Decision([pin] if pin in available else [], "pin", [f"pin: {pin}"])
     else:
@@ -96,6 +104,19 @@ def decide_candidates(
         decision = Decision(order, "judge")
 
     privacy_cause = _privacy_cause(request, sensitive, conversation, private_conversations)
+    if unscannable and "cloud" in available:
+        # The audit log says which rule decided where unread content may go.
+        what = f"unscannable content ({', '.join(unscannable)})"
+        if request.privacy == "institutional":
+            decision.policies.append(f"privacy: {what}: rule institutional: never to the cloud")
+        elif unscannable_rule == "local" and privacy_cause is None:
+            privacy_cause = f"{what}: rule unscannable_content=local"
+        elif unscannable_rule == "local":
+            decision.policies.append(f"privacy: {what}: rule unscannable_content=local")
+        else:
+            decision.policies.append(
+                f"privacy: {what}: rule unscannable_content=cloud: the cloud is allowed"
+            )
     if privacy_cause and "cloud" in available:
         # Privacy outranks a pin to the cloud: the request goes to HPC or local instead.
         kept = (

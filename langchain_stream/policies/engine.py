@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
 
 from langchain_stream.config import Settings
 from langchain_stream.judge.base import Complexity
@@ -18,11 +19,14 @@ from langchain_stream.policies.decide import (
     decide_candidates,
 )
 from langchain_stream.policies.health import TierHealth
+from langchain_stream.policies.payload import cloud_payload, payload_content
 from langchain_stream.policies.prices import ModelPrice, PriceTable
 from langchain_stream.policies.privacy import SensitiveDataDetector
 from langchain_stream.policies.store import AnswerEntry, ConversationState, PolicyStore
 from langchain_stream.routing import RoutingRecord
 
+LONG_SCAN_CHARS = 16_384
+"""Requests with more text than this are checked for sensitive data off the event loop."""
 DEFAULT_DATABASE = Path.home() / ".local" / "share" / "langchain-stream" / "stream.db"
 
 
@@ -39,7 +43,9 @@ class PolicyEngine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.detector = SensitiveDataDetector(settings.sensitive_patterns)
+        self.detector = SensitiveDataDetector(
+            settings.sensitive_patterns, phone_region=settings.sensitive_phone_region
+        )
         self.prices = PriceTable(
             {name: ModelPrice.model_validate(p) for name, p in settings.cloud_prices.items()}
         )
@@ -63,16 +69,28 @@ class PolicyEngine:
     def decide(
         self,
         *,
-        texts: Sequence[str],
+        messages: Sequence[BaseMessage],
+        call_kwargs: Mapping[str, Any],
+        summary: Mapping[str, Any] | None = None,
         complexity: Complexity | None,
         pin: str | None,
         models: Mapping[str, BaseChatModel],
         request: RoutingRequest,
     ) -> tuple[Decision, list[str]]:
-        """The ordered candidate tiers and the kinds of sensitive data found."""
+        """The ordered candidate tiers and the kinds of sensitive data found.
+
+        The check reads the request as the cloud tier would send it: ``messages`` in OpenAI's
+        format and every call argument (tools, response format, stop sequences, ...), and the
+        conversation's saved ``summary``, which fitting the history may send along.
+        """
         available = list(models)
+        sensitive: list[str] = []
+        unscannable: list[str] = []
         # Only look for sensitive data when it could change anything: a cloud tier exists.
-        sensitive = self.detector.kinds(texts) if "cloud" in available else []
+        if "cloud" in available:
+            content = payload_content([cloud_payload(messages, call_kwargs), summary])
+            sensitive = self.detector.kinds(content.texts, flow=content.flow)
+            unscannable = sorted(set(content.unscannable))
         store = self.store if self.reads_store(request, available) else None
         conversation = ConversationState()
         if store is not None and request.conversation_id:
@@ -86,12 +104,30 @@ class PolicyEngine:
             available=available,
             request=request,
             sensitive=sensitive,
+            unscannable=unscannable,
+            unscannable_rule=self.settings.unscannable_content,
             conversation=conversation,
             budget=self._budget(request.user) if store is not None else None,
             not_ready=lambda tier: self.health.not_ready(tier, models[tier]),
             private_conversations=self.settings.pin_sensitive_conversations,
         )
         return decision, sensitive
+
+    def scans_long(
+        self,
+        messages: Sequence[BaseMessage],
+        call_kwargs: Mapping[str, Any],
+        available: Sequence[str],
+    ) -> bool:
+        """Whether the privacy check of this request takes long enough (a long text full of
+        figures: up to 15 µs a character) to be run off the event loop."""
+        if "cloud" not in available:
+            return False
+        size = sum(len(str(m.content)) for m in messages)
+        for name in ("tools", "response_format", "stop"):
+            if name in call_kwargs:
+                size += len(str(call_kwargs[name]))
+        return size > LONG_SCAN_CHARS
 
     def reads_store(self, request: RoutingRequest, available: Sequence[str]) -> bool:
         """Whether routing this request reads the database (a conversation, or a budget that

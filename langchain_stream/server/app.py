@@ -33,6 +33,7 @@ from langchain_stream.server.auth import KeyStore, RateLimiter
 from langchain_stream.server.convert import call_kwargs, to_langchain_messages
 from langchain_stream.server.errors import ApiError, install_error_handlers
 from langchain_stream.server.guard import Guard, api_key_of
+from langchain_stream.server.request_checks import SchemaLimits, check_request
 from langchain_stream.server.streaming import Answer, complete_answer, stream_answer
 
 logger = logging.getLogger("langchain_stream.server")
@@ -110,6 +111,7 @@ def create_app(
     model = model or StreamChatModel()
     keys = keys if keys is not None else KeyStore.from_settings(settings)
     gateway = Gateway(model=model, settings=settings)
+    schema_limits = SchemaLimits.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -191,6 +193,7 @@ def create_app(
                 code="too_many_messages",
                 param="messages",
             )
+        check_request(body, schema_limits)
         messages = to_langchain_messages(body.messages)
         key = api_key_of(request.scope)
         kwargs = call_kwargs(body, user=key.name if key is not None else body.user)

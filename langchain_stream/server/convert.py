@@ -54,7 +54,7 @@ def to_langchain_messages(messages: Sequence[oa.Message]) -> list[BaseMessage]:
             for call in message.tool_calls or []:
                 try:
                     args = json.loads(call.function.arguments or "{}")
-                except json.JSONDecodeError:
+                except (json.JSONDecodeError, RecursionError):  # malformed, or nested too deep
                     args = None
                 if not isinstance(args, dict):
                     raise InvalidRequestError(

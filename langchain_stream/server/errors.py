@@ -5,6 +5,8 @@
     cause                                         status  type                   code
     malformed JSON, wrong types, bad values       400     invalid_request_error  (validation error)
     InvalidRequestError, too many messages        400     invalid_request_error  invalid_request
+    a lone surrogate in a string                  400     invalid_request_error  invalid_string
+    a JSON schema too deep, large or malformed    400     invalid_request_error  invalid_schema
     missing or wrong API key                      401     invalid_request_error  invalid_api_key
     unknown model                                 404     invalid_request_error  model_not_found
     unknown route                                 404     invalid_request_error  not_found
@@ -86,6 +88,15 @@ def _all_invalid(exc: NoTierAvailableError) -> bool:
     return bool(errors) and all(e.startswith(InvalidRequestError.__name__) for e in errors)
 
 
+def _rejections(exc: NoTierAvailableError) -> str:
+    """Why each tier refused the request, in the tiers' words (no exception type names)."""
+    prefix = f"{InvalidRequestError.__name__}: "
+    reasons = [
+        f"{a.get('tier')}: {str(a.get('error') or '').removeprefix(prefix)}" for a in exc.attempts
+    ]
+    return "the request cannot be served: " + "; ".join(reasons)
+
+
 def from_exception(exc: BaseException) -> tuple[int, ErrorBody]:
     """The status and OpenAI error of any exception raised while answering."""
     if isinstance(exc, ApiError):
@@ -94,7 +105,7 @@ def from_exception(exc: BaseException) -> tuple[int, ErrorBody]:
         return 400, ErrorBody(message=str(exc), type=INVALID, code="invalid_request")
     if isinstance(exc, NoTierAvailableError):
         if _all_invalid(exc):  # every tier rejected the request itself: the caller's fault
-            return 400, ErrorBody(message=str(exc), type=INVALID, code="invalid_request")
+            return 400, ErrorBody(message=_rejections(exc), type=INVALID, code="invalid_request")
         return 503, ErrorBody(message=str(exc), type=SERVER, code="no_tier_available")
     if isinstance(exc, MidStreamError):
         return 502, ErrorBody(message=str(exc), type=SERVER, code="mid_stream_error")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -310,14 +309,16 @@ def _response_format_grammar(response_format: dict[str, Any] | None) -> Any:
     if not response_format or response_format.get("type") == "text":
         return None
     from llama_cpp import LlamaGrammar
-    from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
+    from llama_cpp.llama_grammar import JSON_GBNF
 
+    what = "response_format's JSON schema"
     if response_format.get("type") == "json_schema":
         schema = response_format["json_schema"]["schema"]
-        return LlamaGrammar.from_string(json_schema_to_gbnf(json.dumps(schema)), verbose=False)
+        return LlamaGrammar.from_string(tool_calls.schema_grammar(schema, what=what), verbose=False)
     if response_format.get("type") == "json_object":
         if schema := response_format.get("schema"):
-            return LlamaGrammar.from_string(json_schema_to_gbnf(json.dumps(schema)), verbose=False)
+            grammar = tool_calls.schema_grammar(schema, what=what)
+            return LlamaGrammar.from_string(grammar, verbose=False)
         return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
     raise InvalidRequestError(f"unsupported response_format type {response_format.get('type')!r}")
 

@@ -86,28 +86,68 @@ def tools_system_prompt(plan: ToolPlan) -> str:
 
 
 def call_grammar_text(plan: ToolPlan) -> str:
-    """GBNF for one JSON call object ``{"name": ..., "arguments": ...}`` of an allowed tool."""
+    """GBNF for one JSON call object ``{"name": ..., "arguments": ...}`` of an allowed tool.
+
+    Raises:
+        InvalidRequestError: a tool's schema is one llama.cpp's converter cannot follow.
+    """
+    variants, own_schemas = [], {}
+    for index, function in enumerate(plan.tools):
+        # A tool's "#/..." references point into its own schema, kept under the combined
+        # schema's $defs (llama.cpp's converter resolves pointers through objects only).
+        arguments = _arguments_schema(function.get("parameters"), f"#/$defs/tool{index}")
+        own_schemas[f"tool{index}"] = arguments
+        variants.append(
+            {
+                "type": "object",
+                "properties": {"name": {"const": function["name"]}, "arguments": arguments},
+                "required": ["name", "arguments"],
+            }
+        )
+    schema: dict[str, Any] = variants[0] if len(variants) == 1 else {"oneOf": variants}
+    if "$ref" in json.dumps(own_schemas):
+        schema = {**schema, "$defs": own_schemas}
+    return schema_grammar(schema, prop_order=["name", "arguments"], what="tools' JSON schemas")
+
+
+def schema_grammar(schema: Any, *, prop_order: list[str] | None = None, what: str) -> str:
+    """GBNF for a JSON schema, by llama.cpp's converter.
+
+    Raises:
+        InvalidRequestError: the converter cannot follow the schema (it knows a subset of JSON
+            Schema): the request's fault, said in words rather than as the converter's error.
+    """
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    variants = [
-        {
-            "type": "object",
-            "properties": {
-                "name": {"const": f["name"]},
-                "arguments": _arguments_schema(f.get("parameters")),
-            },
-            "required": ["name", "arguments"],
-        }
-        for f in plan.tools
-    ]
-    schema = variants[0] if len(variants) == 1 else {"oneOf": variants}
-    return json_schema_to_gbnf(json.dumps(schema), prop_order=["name", "arguments"])
+    try:
+        return json_schema_to_gbnf(json.dumps(schema), prop_order=prop_order)
+    except (AssertionError, KeyError, IndexError, TypeError, ValueError, RecursionError) as exc:
+        detail = str(exc.args[0]) if exc.args else "a construct it does not support"
+        if isinstance(exc, KeyError):
+            detail = f"it cannot resolve {detail!r}"
+        raise InvalidRequestError(
+            f"the local tier cannot follow the {what}: {detail[:200]}"
+        ) from None
 
 
-def _arguments_schema(parameters: dict[str, Any] | None) -> dict[str, Any]:
+def _arguments_schema(parameters: dict[str, Any] | None, base: str) -> dict[str, Any]:
     if not parameters or not parameters.get("properties"):
         return {"type": "object", "properties": {}, "additionalProperties": False}
-    return parameters
+    return _rebased(parameters, base)
+
+
+def _rebased(schema: Any, base: str) -> Any:
+    """``schema`` with its local ``$ref`` pointers prefixed by ``base`` (a copy)."""
+    if isinstance(schema, dict):
+        return {
+            key: base + value[1:]
+            if key == "$ref" and isinstance(value, str) and value.startswith("#")
+            else _rebased(value, base)
+            for key, value in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_rebased(item, base) for item in schema]
+    return schema
 
 
 def render_tool_call(name: str, args: dict[str, Any]) -> str:

@@ -95,3 +95,24 @@ def test_marker_prefix_detection() -> None:
     assert tool_calls.is_marker_prefix("  <tool")
     assert tool_calls.is_marker_prefix("<tool_call>{")
     assert not tool_calls.is_marker_prefix("The weather")
+
+
+def _tool(name: str, parameters: dict) -> dict:
+    return {"type": "function", "function": {"name": name, "parameters": parameters}}
+
+
+def test_each_tools_local_refs_resolve_inside_the_combined_grammar() -> None:
+    with_defs = {
+        "$defs": {"unit": {"type": "string", "enum": ["celsius", "kelvin"]}},
+        "type": "object",
+        "properties": {"unit": {"$ref": "#/$defs/unit"}},
+    }
+    for tools in ([_tool("a", with_defs)], [_tool("a", with_defs), _tool("b", with_defs)]):
+        grammar = tool_calls.call_grammar_text(tool_calls.plan_tools(tools, "required"))
+        assert "celsius" in grammar and "kelvin" in grammar
+
+
+def test_a_schema_the_converter_cannot_follow_is_the_requests_error() -> None:
+    unsupported = {"type": "object", "properties": {"x": {"not": {"type": "string"}}}}
+    with pytest.raises(InvalidRequestError, match="the local tier cannot follow the tools'"):
+        tool_calls.call_grammar_text(tool_calls.plan_tools([_tool("a", unsupported)], "required"))

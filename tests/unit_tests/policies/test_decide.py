@@ -100,3 +100,24 @@ def test_unready_tiers_go_last() -> None:
 
 def test_pin_to_an_unavailable_tier_leaves_nothing() -> None:
     assert decide(pin="hpc", available=["local"]).candidates == []
+
+
+def test_unscannable_content_follows_its_rule_and_the_audit_says_which() -> None:
+    image = ["data URL (image/png)"]
+    kept = decide(pin="cloud", unscannable=image)
+    assert kept.candidates == ["hpc", "local"] and kept.reason == "privacy"
+    assert kept.policies[-1] == (
+        "privacy: unscannable content (data URL (image/png)): rule unscannable_content=local: "
+        "cloud excluded"
+    )
+    allowed = decide(pin="cloud", unscannable=image, unscannable_rule="cloud")
+    assert allowed.candidates == ["cloud"]
+    assert "rule unscannable_content=cloud: the cloud is allowed" in allowed.policies[-1]
+    institutional = decide(
+        unscannable=image, unscannable_rule="cloud", request=RoutingRequest(privacy="institutional")
+    )
+    assert "cloud" not in institutional.candidates
+    assert any("rule institutional: never to the cloud" in p for p in institutional.policies)
+    both = decide(unscannable=image, sensitive=["email"])
+    assert "cloud" not in both.candidates
+    assert any("rule unscannable_content=local" in p for p in both.policies)

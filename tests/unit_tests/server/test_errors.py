@@ -55,6 +55,8 @@ def test_a_request_every_tier_rejected_is_the_callers_fault() -> None:
     )
     status, body = from_exception(exc)
     assert status == 400 and body.type == "invalid_request_error"
+    # In the tiers' words, without the exception's type name.
+    assert body.message == "the request cannot be served: local: an image block"
 
 
 def _validation_error(body: object) -> RequestValidationError:
