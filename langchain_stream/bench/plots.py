@@ -179,7 +179,7 @@ def judge_confusion(report: dict[str, Any]) -> Figure:
     matrix = [[judge["confusion"][t][p] for p in CLASS_NAMES] for t in CLASS_NAMES]
     figure, (ax,) = _figure(
         report,
-        f"Judge '{judge['judge']}' on {judge['n']} held-out queries (counts; "
+        f"Judge '{judge['judge']}' on {judge['n']} corpus queries (counts; "
         f"macro-F1 {judge['macro_f1']:.3f})",
     )
     image = ax.imshow(matrix, cmap="Blues")
@@ -193,6 +193,36 @@ def judge_confusion(report: dict[str, Any]) -> Figure:
     ax.set_yticks(range(3), CLASS_NAMES)
     ax.set_xlabel("judged")
     ax.set_ylabel("true (rubric label)")
+    return figure
+
+
+def judge_tradeoff(report: dict[str, Any]) -> Figure:
+    """Free-tier retention against HIGH recall as the HIGH offset moves (cross-author, out of
+    fold), with the shipped offset marked."""
+    cross = result(report, "judge").get("cross_author")
+    if not cross:
+        raise NoData("judge: no cross-author training record")
+    curve = cross["tradeoff_curve"]
+    figure, (ax,) = _figure(
+        report, "Judge: free-tier retention vs HIGH recall by HIGH offset (across authors)"
+    )
+    ax.plot(
+        [p["free_tier_retention"] for p in curve], [p["high_recall"] for p in curve], marker="."
+    )
+    chosen = next(p for p in curve if p["high_offset"] == cross["high_offset"])
+    ax.scatter(
+        [chosen["free_tier_retention"]],
+        [chosen["high_recall"]],
+        color="red",
+        zorder=3,
+        label=f"shipped offset {chosen['high_offset']:+.1f}",
+    )
+    ax.axvline(0.85, color="grey", linestyle=":", label="retention goal 0.85")
+    ax.axhline(0.70, color="grey", linestyle="--", label="HIGH recall goal 0.70")
+    ax.set_xlabel("free-tier retention (LOW + MEDIUM kept off the cloud)")
+    ax.set_ylabel("HIGH recall")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return figure
 
 
@@ -320,6 +350,7 @@ PLOTS: dict[str, Callable[[dict[str, Any]], Figure]] = {
     "hpc_relay_vs_batch": hpc_relay_vs_batch,
     "relay_hop_vs_streams": relay_hop_vs_streams,
     "judge_confusion": judge_confusion,
+    "judge_tradeoff": judge_tradeoff,
     "judge_latency": judge_latency,
     "tier_shares": tier_shares,
     "compression_retention": compression_retention,

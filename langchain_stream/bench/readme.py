@@ -26,6 +26,7 @@ PLOT_TITLES = {
     "hpc_relay_vs_batch": "HPC relay vs batch",
     "relay_hop_vs_streams": "relay hop vs streams",
     "judge_confusion": "judge confusion matrix",
+    "judge_tradeoff": "judge retention vs HIGH recall",
     "judge_latency": "judge latency",
     "tier_shares": "tier shares",
     "compression_retention": "compression retention",
@@ -51,11 +52,25 @@ Reader = Callable[[dict[str, Any]], tuple[str, str, bool | None]]
 
 
 def _judge_quality(r: dict[str, Any]) -> tuple[str, str, bool | None]:
-    base = r["keyword_baseline"]["macro_f1"]
+    cross = r.get("cross_author")
+    if not cross:  # a judge without a training record: its figure on the file, as measured
+        base = r["keyword_baseline"]["macro_f1"]
+        return (
+            f"judge macro-F1 on {r['eval_file']} ({r['n']} queries)",
+            f"{r['macro_f1']:.3f} (keyword baseline {base:.3f})",
+            r["macro_f1"] >= 0.70,
+        )
+    figures = cross["calibrated"]
+    pooled = figures["pooled"]
     return (
-        f"judge macro-F1 on the held-out split ({r['n']} queries)",
-        f"{r['macro_f1']:.3f} (keyword baseline {base:.3f})",
-        r["macro_f1"] >= 0.70,
+        f"judge macro-F1 across authors (each author left out in turn, "
+        f"{len(figures['per_author'])} authors)",
+        f"{figures['macro_f1_mean']:.3f} ± {figures['macro_f1_std']:.3f} "
+        f"(min {figures['macro_f1_min']:.3f}); free-tier retention "
+        f"{pooled['free_tier_retention']:.3f}, HIGH recall {pooled['recall']['HIGH']:.3f}",
+        figures["macro_f1_mean"] >= 0.70
+        and pooled["free_tier_retention"] >= 0.85
+        and pooled["recall"]["HIGH"] >= 0.70,
     )
 
 
@@ -73,8 +88,8 @@ def _tier_shares(r: dict[str, Any]) -> tuple[str, str, bool | None]:
     routed = " / ".join(tiers[c] for c in ("LOW", "MEDIUM", "HIGH"))
     return (
         f"share judged LOW / MEDIUM / HIGH (→ {routed}) on a workload in the target's mix "
-        f"({mix['n']} held-out queries)",
-        f"{_pct(mix['judged'])} (held-out split as is: {_pct(r['shares']['held_out']['judged'])})",
+        f"({mix['n']} corpus queries)",
+        f"{_pct(mix['judged'])} (corpus as is: {_pct(r['shares']['held_out']['judged'])})",
         None,
     )
 
@@ -252,7 +267,7 @@ def _figures(report: dict[str, Any]) -> list[tuple[str, str, str, Reader]]:
     """(bench key, fallback label, target, reader) for every row, in table order."""
     headline, largest = _headline_relay(report), _largest_relay(report)
     return [
-        ("judge", "judge macro-F1 on the held-out split", "≥ 0.70", _judge_quality),
+        ("judge", "judge macro-F1 across authors", "≥ 0.70", _judge_quality),
         ("judge", "judge latency per query, p50 / p99", "≤ 5 / ≤ 20 ms", _judge_latency),
         ("judge", "share judged LOW / MEDIUM / HIGH", "60 / 25 / 15 % (calibration)", _tier_shares),
         ("overhead", "router TTFT overhead (judge excluded), p50", "≤ 2 ms", _overhead),

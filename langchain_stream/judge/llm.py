@@ -82,8 +82,8 @@ by the reasoning needed to pick the answer. Follow-ups take the class of what th
 
 Answer with one word: low, medium or high."""
 
-# Few-shot examples, taken from the training split (never the held-out one), given to the model
-# as earlier chat turns.
+# Few-shot examples, taken from the earlier one-author corpus (author a0 of data/complexity, never
+# an author the judges are scored on), given to the model as earlier chat turns.
 FEW_SHOT: tuple[tuple[str, Complexity], ...] = (
     ("What does TLS stand for?", Complexity.LOW),
     (

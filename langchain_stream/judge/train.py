@@ -1,25 +1,32 @@
-"""Train the default judge's artifacts from the labeled corpus (scikit-learn, training time only).
+"""Train the default judge from the corpus (scikit-learn, training time only).
 
-``train(data_dir, out_dir, seed)`` reads ``train.jsonl`` and ``dev.jsonl`` from ``data_dir``
-(never ``test.jsonl``), picks the regularisation on dev, tunes how much a follow-up leans on its
-context, refits on train + dev and writes ``trained.npz`` / ``trained.json`` to ``out_dir``.
-The same run with the same seed reproduces the shipped artifacts.
+``train(data_dir, out_dir, seed)`` reads the corpus (:mod:`~langchain_stream.judge.corpus`),
+measures the model **across authors** — for each author, a model trained on all the others
+judges that author's queries, which also come from a source type never trained on — and from
+those out-of-fold predictions tunes how much a follow-up leans on its context and the HIGH
+offset (:func:`calibrate_high`). Then it fits the final model on every author and writes
+``trained.npz`` / ``trained.json`` with the cross-author figures in the training record. The
+same corpus and seed reproduce the shipped artifacts.
 
-:func:`compare` scores a few feature sets on dev and with leave-one-domain-out cross-validation
-(train on ten fields, test on the eleventh), which estimates how well a choice carries over to
-topics the model has not seen.
+The model is one logistic regression over two blocks of features: the hashed text features of
+:func:`~langchain_stream.judge.trained.featurize` and the sentence vector of
+:mod:`~langchain_stream.judge.encoder`, weighted by :data:`DENSE_SCALE`. :func:`compare` scores
+the alternatives side by side on the same cross-author protocol.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from langchain_stream.judge.evaluate import CLASS_NAMES, EvalRow, load_jsonl, metrics
+from langchain_stream.judge.corpus import DATA_DIR, CorpusItem, leave_one_author_out, load_corpus
+from langchain_stream.judge.encoder import JUDGE_LAYERS, SentenceEncoder, encode_many
+from langchain_stream.judge.evaluate import CLASS_NAMES, EvalRow, metrics
 from langchain_stream.judge.trained import (
     ARTIFACT_DIR,
     CLASSES,
@@ -31,171 +38,220 @@ from langchain_stream.judge.trained import (
     is_followup,
 )
 
-# The corpus in a source checkout (the wheel ships only the artifacts).
-DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "complexity"
 DEFAULT_CONFIG = FeatureConfig()
-C_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-C_TOLERANCE = 0.005
-BETA_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
-OPTIONS: dict[str, FeatureConfig] = {
-    "words": FeatureConfig(families=("word", "bigram")),
-    "struct+hand": FeatureConfig(families=("struct", "hand")),
-    "words+struct+hand": FeatureConfig(families=("word", "bigram", "struct", "hand")),
-    "all": FeatureConfig(families=("word", "bigram", "struct", "char", "hand")),
-    "struct+hand+char": FeatureConfig(families=("struct", "char", "hand")),
-}
+C = 1.0
+"""Inverse regularisation strength (the cross-author figure was flat from 0.5 to 2)."""
+DENSE_SCALE = 3.0
+"""Weight of the encoder's unit vector beside the hashed features (hashed features have about
+as many non-zero entries as the query has words, so a unit vector alone would be drowned)."""
+BETA_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+RETENTION_TARGET = 0.87
+"""Free-tier retention the HIGH offset is calibrated for: the 0.85 goal plus a margin for data
+that differs from the corpus."""
+OFFSET_GRID = tuple(round(x, 2) for x in np.arange(-2.0, 2.01, 0.1))
 
 
 def _require_sklearn():  # pragma: no cover - import guard
     try:
-        from scipy.sparse import csr_matrix
+        from scipy.sparse import csr_matrix, hstack
         from sklearn.linear_model import LogisticRegression
     except ImportError as exc:
         raise RuntimeError(
-            "training the judge needs scikit-learn: pip install scikit-learn"
+            "training the judge needs scikit-learn: pip install 'langchain-stream[train]'"
         ) from exc
-    return csr_matrix, LogisticRegression
+    return csr_matrix, hstack, LogisticRegression
 
 
 def _labels(rows: Sequence[EvalRow]) -> np.ndarray:
     return np.array([CLASS_NAMES.index(r.ground_truth.value) for r in rows])
 
 
-def featurize_rows(rows: Sequence[EvalRow], config: FeatureConfig):
-    """Sparse matrix (rows × 2**n_bits) of the query features, as the judge computes them."""
-    csr_matrix, _ = _require_sklearn()
+def hashed_matrix(texts: Sequence[str], config: FeatureConfig):
+    """Sparse matrix (texts × 2**n_bits) of the hashed features of cleaned texts."""
+    csr_matrix, _, _ = _require_sklearn()
     data: list[float] = []
     indices: list[int] = []
     indptr = [0]
-    for row in rows:
-        idx, val = featurize(clean_text(row.text), config)
+    for text in texts:
+        idx, val = featurize(text, config)
         indices.extend(idx)
         data.extend(val)
         indptr.append(len(indices))
     x = csr_matrix(
         (np.asarray(data, np.float32), np.asarray(indices, np.int64), np.asarray(indptr)),
-        shape=(len(rows), 1 << config.n_bits),
+        shape=(len(texts), 1 << config.n_bits),
     )
     x.sum_duplicates()
     return x
 
 
+class _Features:
+    """The feature matrix of every query and of every follow-up's context, computed once."""
+
+    def __init__(
+        self,
+        items: Sequence[CorpusItem],
+        config: FeatureConfig,
+        scale: float,
+        encoder: SentenceEncoder | None,
+    ) -> None:
+        _, hstack, _ = _require_sklearn()
+        self.config, self.scale, self.encoder = config, scale, encoder
+        texts = [clean_text(it.text) for it in items]
+        self.followup = np.array(
+            [is_followup(t, it.context) for t, it in zip(texts, items, strict=True)]
+        )
+        pairs = zip(items, self.followup, strict=True)
+        contexts = [context_text(it.context) if f else "" for it, f in pairs]
+        self.x = self._matrix(texts, hstack)
+        self.context_x = self._matrix(contexts, hstack)
+
+    def _matrix(self, texts: Sequence[str], hstack: Callable[..., Any]):
+        x = hashed_matrix(texts, self.config)
+        if self.scale and self.encoder is not None:
+            x = hstack([x, encode_many(list(texts), self.encoder) * self.scale]).tocsr()
+        return x
+
+    def split(self, model_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Hashed and dense parts of a fitted weight matrix (features × classes)."""
+        n = 1 << self.config.n_bits
+        dense = model_weights[n:] * self.scale if self.scale else None
+        return model_weights[:n], dense
+
+
 def _fit(x, y: np.ndarray, c: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    _, logistic_regression = _require_sklearn()
+    _, _, logistic_regression = _require_sklearn()
     clf = logistic_regression(C=c, max_iter=3000, random_state=seed)
     clf.fit(x, y)
     return clf.coef_.T.astype(np.float32), clf.intercept_.astype(np.float64)
 
 
-def _macro_f1(y: np.ndarray, logits: np.ndarray) -> float:
-    pred = logits.argmax(axis=1)
-    truth = [CLASSES[i] for i in y]
-    return float(metrics(truth, [CLASSES[i] for i in pred])["macro_f1"])
+def _with_beta(q: np.ndarray, ctx: np.ndarray, followup: np.ndarray, beta: float) -> np.ndarray:
+    centred = ctx - ctx.mean(axis=1, keepdims=True)
+    return q + beta * centred * followup[:, None]
 
 
-def _fit_model(rows, config, c, seed) -> LinearModel:
-    w, b = _fit(featurize_rows(rows, config), _labels(rows), c, seed)
-    return LinearModel(w, b, config)
+def cross_author(
+    items: Sequence[CorpusItem], features: _Features, c: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold (query logits, context logits) of every item, each from the model trained
+    without its author."""
+    q = np.zeros((len(items), len(CLASSES)))
+    ctx = np.zeros_like(q)
+    index = {it.id: i for i, it in enumerate(items)}
+    for _, train_items, test_items in leave_one_author_out(items):
+        tr = np.array([index[it.id] for it in train_items])
+        te = np.array([index[it.id] for it in test_items])
+        w, b = _fit(features.x[tr], _labels([it.to_row() for it in train_items]), c, seed)
+        q[te] = features.x[te] @ w + b
+        ctx[te] = features.context_x[te] @ w + b
+    return q, ctx
 
 
-def _logits(model: LinearModel, rows: Sequence[EvalRow], beta: float = 0.0) -> np.ndarray:
-    model.followup_beta = beta
-    return np.stack([model.logits(r.text, r.context) for r in rows])
-
-
-def choose_c(
-    train_rows: Sequence[EvalRow], dev_rows: Sequence[EvalRow], config: FeatureConfig, seed: int
-) -> tuple[float, dict[float, float]]:
-    """The inverse regularisation strength to use, from dev macro-F1.
-
-    Takes the strongest regularisation whose dev score is within :data:`C_TOLERANCE` of the
-    best: the dev set shares its author with train, so a small dev gain bought with weaker
-    regularisation is more likely to be fitting the author than the rubric.
-    """
-    x_tr, y_tr = featurize_rows(train_rows, config), _labels(train_rows)
-    x_dev, y_dev = featurize_rows(dev_rows, config), _labels(dev_rows)
-    scores: dict[float, float] = {}
-    for c in C_GRID:
-        w, b = _fit(x_tr, y_tr, c, seed)
-        scores[c] = _macro_f1(y_dev, x_dev @ w + b)
-    top = max(scores.values())
-    best = min(c for c in C_GRID if scores[c] >= top - C_TOLERANCE)
-    return best, scores
-
-
-def _oof_followup_logits(
-    rows: Sequence[EvalRow], config: FeatureConfig, c: float, seed: int, folds: int = 5
-) -> tuple[list[EvalRow], list[np.ndarray], list[np.ndarray]]:
-    """Out-of-fold (query logits, context logits) for the follow-up rows, to tune beta."""
-    rng = np.random.default_rng(seed)
-    fold_of = rng.integers(0, folds, size=len(rows))
-    fu_rows, q_logits, c_logits = [], [], []
-    for k in range(folds):
-        held = [r for r, f in zip(rows, fold_of, strict=True) if f == k]
-        held_fu = [r for r in held if is_followup(clean_text(r.text), r.context)]
-        if not held_fu:
-            continue
-        model = _fit_model(
-            [r for r, f in zip(rows, fold_of, strict=True) if f != k], config, c, seed
-        )
-        for r in held_fu:
-            fu_rows.append(r)
-            q_logits.append(model.raw_logits(clean_text(r.text)))
-            c_logits.append(model.raw_logits(context_text(r.context)))
-    return fu_rows, q_logits, c_logits
-
-
-def choose_beta(
-    rows: Sequence[EvalRow], config: FeatureConfig, c: float, seed: int
-) -> tuple[float, dict[float, float]]:
-    """How much a follow-up's logits lean on its context, by out-of-fold accuracy."""
-    fu_rows, q, ctx = _oof_followup_logits(rows, config, c, seed)
-    if not fu_rows:
-        return 0.0, {}
-    y = _labels(fu_rows)
-    scores = {}
-    for beta in BETA_GRID:
-        z = np.stack([qi + beta * (ci - ci.mean()) for qi, ci in zip(q, ctx, strict=True)])
-        scores[beta] = float((z.argmax(axis=1) == y).mean())
-    best = max(BETA_GRID, key=lambda b: (round(scores[b], 3), -b))
-    return best, scores
-
-
-def leave_one_domain_out(
-    rows: Sequence[EvalRow], domains: Sequence[str], config: FeatureConfig, c: float, seed: int
-) -> dict[str, float]:
-    """Macro-F1 on each field when the model is trained on all the other fields."""
-    x, y = featurize_rows(rows, config), _labels(rows)
-    dom = np.asarray(domains)
-    out = {}
-    for d in sorted(set(domains)):
-        test = dom == d
-        w, b = _fit(x[~test], y[~test], c, seed)
-        out[d] = _macro_f1(y[test], x[test] @ w + b)
-    out["mean"] = float(np.mean([v for k, v in out.items()]))
+def _figures(y: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
+    figures = metrics([CLASSES[i] for i in y], [CLASSES[i] for i in logits.argmax(axis=1)])
+    out = {k: figures[k] for k in ("macro_f1", "accuracy", "recall")}
+    out["free_tier_retention"] = figures["free_tier_retention"] or 0.0  # None: no LOW/MEDIUM
     return out
 
 
-def _domains(path: Path) -> list[str]:
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line).get("domain", "?") for line in fh if line.strip()]
+def calibrate_high(
+    y: np.ndarray, logits: np.ndarray, target: float = RETENTION_TARGET
+) -> tuple[float, list[dict[str, float]]]:
+    """The offset added to HIGH's logit that gives the best HIGH recall while free-tier retention
+    stays at or above ``target``, and the whole trade-off curve.
+
+    Falls back to the offset with the highest retention when none reaches the target.
+    """
+    curve = []
+    for offset in OFFSET_GRID:
+        shifted = logits + np.array([0.0, 0.0, offset])
+        f = _figures(y, shifted)
+        curve.append(
+            {
+                "high_offset": offset,
+                "free_tier_retention": round(float(f["free_tier_retention"]), 4),
+                "high_recall": round(float(f["recall"]["HIGH"]), 4),
+                "macro_f1": round(float(f["macro_f1"]), 4),
+            }
+        )
+    ok = [p for p in curve if p["free_tier_retention"] >= target]
+    if ok:
+        best = max(ok, key=lambda p: (p["high_recall"], p["macro_f1"]))
+    else:
+        best = max(curve, key=lambda p: p["free_tier_retention"])
+    return float(best["high_offset"]), curve
 
 
-def compare(
-    data_dir: str | Path, seed: int = 0, options: Sequence[str] | None = None
-) -> dict[str, dict]:
-    """Score feature options (default: all of :data:`OPTIONS`) on dev and by
-    leave-one-domain-out on train."""
-    data_dir = Path(data_dir)
-    train_rows, dev_rows = load_jsonl(data_dir / "train.jsonl"), load_jsonl(data_dir / "dev.jsonl")
-    domains = _domains(data_dir / "train.jsonl")
-    results = {}
-    for name in options or OPTIONS:
-        config = OPTIONS[name]
-        c, dev_scores = choose_c(train_rows, dev_rows, config, seed)
-        lodo = leave_one_domain_out(train_rows, domains, config, c, seed)
-        results[name] = {"C": c, "dev_macro_f1": dev_scores[c], "lodo_macro_f1": lodo["mean"]}
-    return results
+def _per_author(
+    items: Sequence[CorpusItem], y: np.ndarray, logits: np.ndarray
+) -> dict[str, dict[str, Any]]:
+    out = {}
+    authors = np.array([it.author for it in items])
+    for author in sorted(set(authors)):
+        mask = authors == author
+        f = _figures(y[mask], logits[mask])
+        out[author] = {
+            "source": items[int(np.flatnonzero(mask)[0])].source,
+            "n": int(mask.sum()),
+            "macro_f1": round(float(f["macro_f1"]), 4),
+            "free_tier_retention": round(float(f["free_tier_retention"]), 4),
+            "high_recall": round(float(f["recall"]["HIGH"]), 4),
+        }
+    return out
+
+
+def _summary(per_author: dict[str, dict[str, Any]], y: np.ndarray, logits: np.ndarray) -> dict:
+    f1 = [v["macro_f1"] for v in per_author.values()]
+    pooled = _figures(y, logits)
+    return {
+        "macro_f1_mean": round(float(np.mean(f1)), 4),
+        "macro_f1_std": round(float(np.std(f1)), 4),
+        "macro_f1_min": round(float(np.min(f1)), 4),
+        "macro_f1_max": round(float(np.max(f1)), 4),
+        "pooled": {
+            "macro_f1": round(float(pooled["macro_f1"]), 4),
+            "accuracy": round(float(pooled["accuracy"]), 4),
+            "free_tier_retention": round(float(pooled["free_tier_retention"]), 4),
+            "recall": {k: round(float(v), 4) for k, v in pooled["recall"].items()},
+        },
+        "per_author": per_author,
+    }
+
+
+def evaluate_cross_author(
+    items: Sequence[CorpusItem],
+    *,
+    config: FeatureConfig = DEFAULT_CONFIG,
+    c: float = C,
+    scale: float = DENSE_SCALE,
+    encoder: SentenceEncoder | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The leave-one-author-out figures of one model choice, with its tuned beta and offset."""
+    features = _Features(items, config, scale, encoder)
+    y = _labels([it.to_row() for it in items])
+    q, ctx = cross_author(items, features, c, seed)
+    beta_scores = {
+        beta: float(
+            (_with_beta(q, ctx, features.followup, beta).argmax(1) == y)[features.followup].mean()
+        )
+        if features.followup.any()
+        else 0.0
+        for beta in BETA_GRID
+    }
+    beta = max(BETA_GRID, key=lambda b: (round(beta_scores[b], 3), -b))
+    logits = _with_beta(q, ctx, features.followup, beta)
+    offset, curve = calibrate_high(y, logits)
+    calibrated = logits + np.array([0.0, 0.0, offset])
+    return {
+        "followup_beta": beta,
+        "beta_grid_followup_accuracy": {str(k): round(v, 4) for k, v in beta_scores.items()},
+        "high_offset": offset,
+        "uncalibrated": _summary(_per_author(items, y, logits), y, logits),
+        "calibrated": _summary(_per_author(items, y, calibrated), y, calibrated),
+        "tradeoff_curve": curve,
+    }
 
 
 def train(
@@ -204,50 +260,103 @@ def train(
     seed: int = 0,
     *,
     config: FeatureConfig | None = None,
+    c: float = C,
+    scale: float = DENSE_SCALE,
 ) -> dict:
-    """Train the default judge and write its artifacts.
+    """Measure across authors, then train the default judge on every author and write it.
 
     Args:
-        data_dir: directory with ``train.jsonl`` and ``dev.jsonl`` (``test.jsonl`` is not read).
+        data_dir: the corpus directory (``queries/`` and ``labels/``).
         out_dir: where to write ``trained.npz`` and ``trained.json``.
-        seed: seed for the solver and the follow-up folds.
-        config: feature settings; defaults to the shipped choice.
+        seed: seed for the solver.
+        config: hashed-feature settings; defaults to the shipped choice.
+        c: inverse regularisation strength.
+        scale: weight of the encoder's vector; 0 trains a hashed-features-only model.
 
     Returns:
-        Metrics: the chosen ``C`` and follow-up ``beta``, the dev figures of the model trained on
-        train only, the grid scores, and the sizes of the data used.
+        The training record: the cross-author figures (before and after calibration), the
+        chosen follow-up beta and HIGH offset, the trade-off curve, and the data sizes.
     """
     started = time.perf_counter()
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
     config = config or DEFAULT_CONFIG
-    train_rows = load_jsonl(data_dir / "train.jsonl")
-    dev_rows = load_jsonl(data_dir / "dev.jsonl")
-
-    c, c_scores = choose_c(train_rows, dev_rows, config, seed)
-    beta, beta_scores = choose_beta(list(train_rows) + list(dev_rows), config, c, seed)
-
-    # Dev figures of the train-only model, with follow-up handling, for the record.
-    dev_model = _fit_model(train_rows, config, c, seed)
-    dev_logits = _logits(dev_model, dev_rows, beta)
-    dev_metrics = metrics(
-        [r.ground_truth for r in dev_rows], [CLASSES[i] for i in dev_logits.argmax(axis=1)]
+    items = load_corpus(Path(data_dir))
+    if len({it.author for it in items}) < 2:
+        raise ValueError("training needs queries from at least two authors")
+    out_dir = Path(out_dir)
+    encoder = None
+    if scale:
+        # Export the encoder first and train on the exported (quantised) one, so the features
+        # seen in training are exactly those computed at run time.
+        source_encoder().export(out_dir)
+        encoder = SentenceEncoder.from_artifacts(out_dir)
+    report = evaluate_cross_author(
+        items, config=config, c=c, scale=scale, encoder=encoder, seed=seed
     )
-
-    final = _fit_model(list(train_rows) + list(dev_rows), config, c, seed)
-    final.followup_beta = beta
-    result = {
+    features = _Features(items, config, scale, encoder)
+    w, b = _fit(features.x, _labels([it.to_row() for it in items]), c, seed)
+    hashed, dense = features.split(w)
+    final = LinearModel(
+        hashed,
+        b,
+        config,
+        followup_beta=report["followup_beta"],
+        class_offsets=(0.0, 0.0, report["high_offset"]),
+        dense_weights=dense,
+    )
+    record = {
         "C": c,
-        "followup_beta": beta,
-        "c_grid_dev_macro_f1": {str(k): round(v, 4) for k, v in c_scores.items()},
-        "beta_grid_followup_accuracy": {str(k): round(v, 4) for k, v in beta_scores.items()},
-        "dev": {k: dev_metrics[k] for k in ("accuracy", "macro_f1", "recall")},
-        "n_train": len(train_rows),
-        "n_dev": len(dev_rows),
+        "dense_scale": scale,
+        "encoder": _encoder_record() if scale else None,
+        "n_items": len(items),
+        "authors": sorted({it.author for it in items}),
         "seed": seed,
+        "cross_author": report,
     }
-    final.save(out_dir, extra={"training": result})
-    result["seconds"] = round(time.perf_counter() - started, 1)
-    return result
+    final.save(out_dir, extra={"training": record})
+    record["seconds"] = round(time.perf_counter() - started, 1)
+    return record
+
+
+def source_encoder() -> SentenceEncoder:
+    """all-MiniLM-L6-v2's first layers from its PyPI package when installed (the ``encoder-source``
+    extra), else the encoder already shipped with the judge (the same weights, once quantised:
+    quantising them again changes nothing), so training never needs torch."""
+    from langchain_stream.errors import ConfigurationError
+
+    try:
+        return SentenceEncoder.from_package(layers=JUDGE_LAYERS)
+    except (ConfigurationError, ImportError):
+        return SentenceEncoder.from_artifacts(ARTIFACT_DIR)
+
+
+def _encoder_record() -> dict[str, Any]:
+    from langchain_stream.judge import encoder
+
+    return {
+        "model": "sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0)",
+        "package": f"{encoder.DISTRIBUTION} (exporting the weights only)",
+        "layers": encoder.JUDGE_LAYERS,
+        "max_tokens": encoder.MAX_TOKENS,
+        "weights": f"{encoder.WEIGHTS_FILE}: int8 with a float32 scale per output",
+    }
+
+
+def compare(data_dir: str | Path = DATA_DIR, seed: int = 0) -> dict[str, dict]:
+    """Cross-author figures of the alternatives, side by side: hashed features only, the
+    encoder's vector only, and both (the default)."""
+    items = load_corpus(Path(data_dir))
+    encoder = source_encoder()
+    options = {
+        "hashed": (DEFAULT_CONFIG, C, 0.0),
+        "encoder": (FeatureConfig(families=()), 4.0, 1.0),
+        "hashed+encoder": (DEFAULT_CONFIG, C, DENSE_SCALE),
+    }
+    return {
+        name: evaluate_cross_author(
+            items, config=cfg, c=c, scale=scale, encoder=encoder, seed=seed
+        )
+        for name, (cfg, c, scale) in options.items()
+    }
 
 
 def _main() -> None:  # pragma: no cover - manual entry point
@@ -257,10 +366,10 @@ def _main() -> None:  # pragma: no cover - manual entry point
     ap.add_argument("--data", default=str(DATA_DIR))
     ap.add_argument("--out", default=str(ARTIFACT_DIR))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--compare", nargs="*", help="compare feature options (names) instead")
+    ap.add_argument("--compare", action="store_true", help="compare the alternatives instead")
     args = ap.parse_args()
-    if args.compare is not None:
-        print(json.dumps(compare(args.data, args.seed, args.compare or None), indent=2))
+    if args.compare:
+        print(json.dumps(compare(args.data, args.seed), indent=2))
     else:
         print(json.dumps(train(args.data, args.out, args.seed), indent=2))
 
@@ -269,4 +378,11 @@ if __name__ == "__main__":  # pragma: no cover
     _main()
 
 
-__all__ = ["choose_beta", "choose_c", "compare", "featurize_rows", "leave_one_domain_out", "train"]
+__all__ = [
+    "calibrate_high",
+    "compare",
+    "cross_author",
+    "evaluate_cross_author",
+    "hashed_matrix",
+    "train",
+]

@@ -382,7 +382,12 @@ def context_text(context: Sequence[str]) -> str:
 
 
 class LinearModel:
-    """Weights for the hashed features: ``logits = x · W + b``, softmax over LOW/MEDIUM/HIGH."""
+    """A linear model over the hashed features and, optionally, the sentence encoder's vector:
+    ``logits = x · W + e · D + b``, softmax over LOW/MEDIUM/HIGH.
+
+    ``dense_weights`` (384 × 3) are the weights ``D`` of the encoder's vector ``e``
+    (:mod:`~langchain_stream.judge.encoder`); ``None`` means a hashed-features-only model.
+    """
 
     def __init__(
         self,
@@ -391,6 +396,8 @@ class LinearModel:
         config: FeatureConfig,
         followup_beta: float = 0.0,
         class_offsets: Sequence[float] = (0.0, 0.0, 0.0),
+        dense_weights: np.ndarray | None = None,
+        encoder_dir: Path | None = None,
     ) -> None:
         # float16 halves memory and load time; gathered rows are widened per query.
         self.weights = np.asarray(weights, dtype=np.float16)
@@ -398,6 +405,11 @@ class LinearModel:
         self.config = config
         self.followup_beta = float(followup_beta)
         self.class_offsets = np.asarray(class_offsets, dtype=np.float64)
+        self.dense_weights = (
+            None if dense_weights is None else np.asarray(dense_weights, dtype=np.float32)
+        )
+        self.encoder_dir = encoder_dir
+        """Where the encoder's artifacts are (default: the shipped ones)."""
 
     @classmethod
     def load(cls, directory: Path = ARTIFACT_DIR) -> LinearModel:
@@ -409,24 +421,25 @@ class LinearModel:
             weights = np.zeros((1 << config.n_bits, len(CLASSES)), dtype=np.float16)
             weights[data["rows"]] = data["values"]
             bias = data["bias"].astype(np.float64)
+            dense = data["dense"] if "dense" in data.files else None
         return cls(
             weights,
             bias,
             config,
             followup_beta=meta.get("followup_beta", 0.0),
             class_offsets=meta.get("class_offsets", (0.0, 0.0, 0.0)),
+            dense_weights=dense,
+            encoder_dir=directory,
         )
 
     def save(self, directory: Path, extra: dict | None = None) -> None:
         """Write ``trained.npz`` (non-zero float16 rows) and ``trained.json``."""
         directory.mkdir(parents=True, exist_ok=True)
         rows = np.flatnonzero(np.abs(self.weights).sum(axis=1)).astype(np.int32)
-        np.savez(
-            directory / WEIGHTS_FILE,
-            rows=rows,
-            values=self.weights[rows],
-            bias=self.bias.astype(np.float32),
-        )
+        arrays = {"rows": rows, "values": self.weights[rows], "bias": self.bias.astype(np.float32)}
+        if self.dense_weights is not None:
+            arrays["dense"] = self.dense_weights
+        np.savez(directory / WEIGHTS_FILE, **arrays)
         meta = {
             "classes": [c.value for c in CLASSES],
             "features": self.config.to_dict(),
@@ -438,11 +451,16 @@ class LinearModel:
 
     def raw_logits(self, text: str) -> np.ndarray:
         """Logits for already-cleaned text, without follow-up handling or offsets."""
+        out = self.bias.copy()
         idx, val = featurize(text, self.config)
-        if not idx:
-            return self.bias.copy()
-        rows = self.weights[np.asarray(idx, dtype=np.intp)].astype(np.float32)
-        return np.asarray(val, dtype=np.float32) @ rows + self.bias
+        if idx:
+            rows = self.weights[np.asarray(idx, dtype=np.intp)].astype(np.float32)
+            out += np.asarray(val, dtype=np.float32) @ rows
+        if self.dense_weights is not None:
+            from langchain_stream.judge.encoder import shared_encoder
+
+            out += shared_encoder(self.encoder_dir).encode(text) @ self.dense_weights
+        return out
 
     def logits(
         self, query: str, context: Sequence[str] = (), *, cleaned: bool = False
@@ -484,7 +502,8 @@ def load_model(directory: Path | None = None) -> LinearModel:
 
 
 def warm_up(directory: Path | None = None) -> None:
-    """Load the artifacts and run one judgment so the first real call pays nothing extra."""
+    """Load the artifacts (and the encoder) and run one judgment, so the first real call pays
+    nothing extra."""
     TrainedJudge(directory).judge("warm up")
 
 

@@ -17,7 +17,7 @@ from langchain_stream.config import get_settings
 from langchain_stream.doctor import check_routing_shares
 from tests.conftest import TIME_UNIT_S
 
-DEV = Path(__file__).resolve().parents[2] / "data" / "complexity" / "dev.jsonl"
+CORPUS = Path(__file__).resolve().parents[2] / "data" / "complexity" / "corpus.jsonl"
 QUERY = "Explain how a hash table handles collisions."
 
 
@@ -41,7 +41,7 @@ def config(tmp_path: Path) -> Path:
 
 def test_calibrate_writes_the_offsets_and_the_judge_uses_them(tmp_path: Path, config: Path) -> None:
     traffic = tmp_path / "traffic.jsonl"
-    traffic.write_text("\n".join(DEV.read_text().splitlines()[:150]) + "\n")
+    traffic.write_text("\n".join(CORPUS.read_text().splitlines()[:150]) + "\n")
     env = {"STREAM_CONFIG": str(config)}
     before = json.loads(run_cli("judge", QUERY, "--json", env=env).stdout.splitlines()[-1])
 
@@ -64,7 +64,7 @@ def test_calibrate_says_when_the_environment_overrides_the_saved_offsets(
     tmp_path: Path, config: Path
 ) -> None:
     traffic = tmp_path / "traffic.jsonl"
-    traffic.write_text("\n".join(DEV.read_text().splitlines()[:40]) + "\n")
+    traffic.write_text("\n".join(CORPUS.read_text().splitlines()[:40]) + "\n")
     env = {"STREAM_CONFIG": str(config), "STREAM_JUDGE_OFFSETS": '{"keyword": {"HIGH": 1.5}}'}
     for extra in ([], ["--json"]):
         done = run_cli("judge", "calibrate", str(traffic), "--judge", "keyword", *extra, env=env)

@@ -33,7 +33,7 @@ from langchain_stream.judge.evaluate import AlwaysMediumJudge
 from langchain_stream.judge.heuristic import KeywordJudge
 from langchain_stream.judge.trained import TrainedJudge
 
-DEV = Path(__file__).resolve().parents[3] / "data" / "complexity" / "dev.jsonl"
+CORPUS = Path(__file__).resolve().parents[3] / "data" / "complexity" / "corpus.jsonl"
 
 
 def _dirichlet_scores(n: int, seed: int = 0) -> np.ndarray:
@@ -150,7 +150,7 @@ def test_load_queries_names_the_bad_line(tmp_path: Path, content: str, message: 
 
 
 def test_calibrate_fits_the_trained_judge_on_real_queries() -> None:
-    queries = load_queries(DEV)[:200]
+    queries = load_queries(CORPUS)[:200]
     fitted = calibrate(TrainedJudge(), queries, (0.6, 0.25, 0.15))
     assert fitted.judge == "trained" and fitted.n == 200
     assert fitted.shares_after == pytest.approx((0.6, 0.25, 0.15), abs=0.02)
@@ -249,7 +249,7 @@ def test_calibrate_file_saves_and_resolve_judge_applies_the_offsets(
     monkeypatch.setenv("STREAM_CONFIG", str(config))  # written, then read back
     get_settings.cache_clear()
     queries = tmp_path / "traffic.jsonl"
-    rows = DEV.read_text().splitlines()[:120]
+    rows = CORPUS.read_text().splitlines()[:120]
     queries.write_text("\n".join(rows) + "\n")
 
     assert isinstance(resolve_judge("trained"), TrainedJudge)  # nothing configured yet

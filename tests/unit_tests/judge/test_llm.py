@@ -47,14 +47,12 @@ def test_a_missing_model_file_fails_clearly_on_first_use(tmp_path: Path) -> None
         LLMJudge(tmp_path / "gone.gguf").judge("What is MPI?")
 
 
-def test_few_shot_examples_come_from_the_training_split_only() -> None:
-    def labels(split: str) -> dict[str, str]:
-        lines = (DATA / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
-        rows = [json.loads(line) for line in lines if line.strip()]
-        return {row["text"]: row["ground_truth"] for row in rows}
-
-    train, held_out = labels("train"), labels("test")
-    for text, label in FEW_SHOT:
-        assert train.get(text) == label and text not in held_out, text
+def test_few_shot_examples_are_never_queries_the_judges_are_scored_on() -> None:
+    # The examples come from the earlier one-author corpus (author a0); the judges' figures are
+    # taken on the other authors, whose queries must not include them.
+    lines = (DATA / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    scored = {row["text"] for row in map(json.loads, lines) if row["author"] != "a0"}
+    for text, _ in FEW_SHOT:
+        assert text not in scored, text
     assert {label for _, label in FEW_SHOT} == {"LOW", "MEDIUM", "HIGH"}
     assert "low, medium or high" in SYSTEM_PROMPT
