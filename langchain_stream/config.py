@@ -207,6 +207,12 @@ class Settings(BaseSettings):
     rate_limit_storage: str = "memory://"
     """Where rate-limit counters live (a ``limits`` storage URI): ``memory://`` is per
     process; ``redis://host:6379`` shares them between workers and hosts."""
+    auth_failure_limit: int = Field(default=20, ge=0)
+    """Wrong API keys one client address may present within ``auth_failure_window_s``; past
+    that its requests get HTTP 429 without their key being checked. 0 turns this off."""
+    auth_failure_window_s: int = Field(default=60, ge=1)
+    """The moving window over which wrong API keys are counted per client address, in
+    seconds; counted in the ``rate_limit_storage``."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest request body the server reads, in bytes; larger ones get HTTP 413."""
     max_messages: int = Field(default=256, ge=1)
