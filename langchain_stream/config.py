@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     """Pin every request to one tier, skipping the judge."""
     first_token_timeout_s: float = Field(default=60.0, gt=0)
     """How long a tier may take to produce its first token before the router falls back."""
+    tier_timeout_s: float = Field(default=120.0, gt=0)
+    """Total deadline of one request on the local tier, in seconds: waiting for the model,
+    reading the prompt and writing the answer all count. Past it the tier gives up: before its
+    first token the router falls back to the next tier, after it the answer ends with an error."""
 
     # --- context: fitting long conversations to a tier's window (DESIGN §5) -------------------
     context_verbatim_turns: int = Field(default=2, ge=1)
