@@ -33,9 +33,7 @@ def _client(base_url: str, source: str, key: str) -> httpx.Client:
 
 @pytest.fixture(scope="module")
 def guarded_url(router: StreamChatModel) -> Iterator[str]:
-    settings = Settings(
-        rate_limit_rpm=0, auth_failure_limit=THRESHOLD, auth_failure_window_s=60
-    )
+    settings = Settings(rate_limit_rpm=0, auth_failure_limit=THRESHOLD, auth_failure_window_s=60)
     with serving(create_app(router, settings=settings, keys=KeyStore.of(KEY))) as url:
         yield url
 
