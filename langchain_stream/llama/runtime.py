@@ -141,6 +141,9 @@ class LlamaModel:
             len(prompt_tokens), deadline=deadline, cancel=cancel, timeout_s=timeout_s
         ) as turn:
             self._read_prompt(prompt_tokens, turn, deadline, cancel, timeout_s)
+            if cancel is not None and cancel.is_set():
+                stats.finish_reason = "cancelled"  # left while the prompt was being read
+                return
             if seed is not None:
                 self.llama.set_seed(seed)
             pieces = self.llama.create_completion(
@@ -190,7 +193,7 @@ class LlamaModel:
         llama.n_tokens = _common_prefix(llama.input_ids[: llama.n_tokens], target)
         while llama.n_tokens < len(target):
             if cancel is not None and cancel.is_set():
-                return  # the completion stops at its first token
+                return  # the caller left: the rest of the prompt is not worth reading
             if _past(deadline):
                 raise deadline_passed("reading the prompt", timeout_s)
             left = len(target) - llama.n_tokens

@@ -39,6 +39,12 @@ class ModelTurns:
         self._waiting: set[_Ticket] = set()
         self._numbers = itertools.count()
 
+    @property
+    def busy(self) -> bool:
+        """Whether a request holds the model now."""
+        with self._cond:
+            return self._held
+
     def take(
         self,
         cost: int,

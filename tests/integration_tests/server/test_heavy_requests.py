@@ -7,6 +7,8 @@ levels deep. It renders to about 3,300 prompt tokens, which a small CPU reads fo
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -37,21 +39,24 @@ def _nested(depth: int) -> dict[str, Any]:
     return inner
 
 
-HEAVY = {
-    "model": "stream-local",
-    "messages": [{"role": "user", "content": "What is the weather?"}],
-    "tools": [
-        {
-            "type": "function",
-            "function": {
-                "name": "deep",
-                "description": "d",
-                "parameters": {"type": "object", "properties": {"x": _nested(900)}},
-            },
-        }
-    ],
-    "max_tokens": 16,
-}
+def _heavy(name: str) -> dict[str, Any]:
+    """The heavy request; each test names its tool differently, so that no test finds the
+    prompt of another already read in the model's cache."""
+    return {
+        "model": "stream-local",
+        "messages": [{"role": "user", "content": "What is the weather?"}],
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": name,
+                    "description": "d",
+                    "parameters": {"type": "object", "properties": {"x": _nested(900)}},
+                },
+            }
+        ],
+        "max_tokens": 16,
+    }
 
 
 def _server(timeout_s: float) -> Iterator[str]:
@@ -84,14 +89,15 @@ def _timed_post(url: str, body: dict[str, Any]) -> tuple[float, httpx.Response]:
 def test_an_ordinary_request_beside_a_pathological_one_finishes_in_bounded_time(
     patient_url: str,
 ) -> None:
-    assert 6_000 < len(json.dumps(HEAVY)) < 7_000  # the 6.5 KB of the attack run
+    heavy_body = _heavy("beside")
+    assert 6_000 < len(json.dumps(heavy_body)) < 7_000  # the 6.5 KB of the attack run
     alone_s, alone = _timed_post(patient_url, ORDINARY)
     assert alone.status_code == 200
 
     heavy: dict[str, Any] = {}
 
     def send_heavy() -> None:
-        heavy["seconds"], heavy["response"] = _timed_post(patient_url, HEAVY)
+        heavy["seconds"], heavy["response"] = _timed_post(patient_url, heavy_body)
 
     thread = threading.Thread(target=send_heavy)
     thread.start()
@@ -114,7 +120,7 @@ def test_an_ordinary_request_beside_a_pathological_one_finishes_in_bounded_time(
 
 @pytest.mark.timeout(120)
 def test_a_request_past_its_deadline_on_the_tier_gets_a_clear_error(strict_url: str) -> None:
-    seconds, response = _timed_post(strict_url, HEAVY)
+    seconds, response = _timed_post(strict_url, _heavy("deadline"))
     assert response.status_code == 503
     error = response.json()["error"]
     assert error["code"] == "no_tier_available"
@@ -130,10 +136,33 @@ def test_a_request_past_its_deadline_on_the_tier_gets_a_clear_error(strict_url: 
 
 @pytest.mark.timeout(120)
 def test_a_streamed_request_past_its_deadline_ends_with_an_error_event(strict_url: str) -> None:
-    body = {**HEAVY, "stream": True}
+    body = {**_heavy("streamed"), "stream": True}
     with httpx.stream(
         "POST", f"{strict_url}/v1/chat/completions", json=body, headers=HEADERS, timeout=60
     ) as response:
         text = "".join(response.iter_text())
     assert "passed its deadline" in text
     assert "error" in text
+
+
+@pytest.mark.timeout(120)
+async def test_a_client_leaving_a_heavy_request_frees_the_model_within_a_slice(
+    patient_url: str,
+) -> None:
+    turns = ChatLocal().load().turns  # the same loaded model the server runs
+    async with httpx.AsyncClient(base_url=patient_url, headers=HEADERS, timeout=60) as client:
+        request = asyncio.create_task(client.post("/v1/chat/completions", json=_heavy("leaving")))
+        started = time.perf_counter()
+        # Held by a server thread: there is nothing to await but time.
+        while not turns.busy:
+            assert time.perf_counter() - started < 10 * TIME_UNIT_S
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(1.0 * TIME_UNIT_S)  # reading its prompt
+        request.cancel()  # closes the connection
+        with contextlib.suppress(asyncio.CancelledError):
+            await request
+    left = time.perf_counter()
+    while turns.busy:
+        assert time.perf_counter() - left < 5 * TIME_UNIT_S, "the heavy request kept the model"
+        await asyncio.sleep(0.01)
+    print(f"model free {time.perf_counter() - left:.2f} s after the client left")
