@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     """Pin every request to one tier, skipping the judge."""
     first_token_timeout_s: float = Field(default=60.0, gt=0)
     """How long a tier may take to produce its first token before the router falls back."""
+    tier_timeout_s: float = Field(default=120.0, gt=0)
+    """Total deadline of one request on the local tier, in seconds: waiting for the model,
+    reading the prompt and writing the answer all count. Past it the tier gives up: before its
+    first token the router falls back to the next tier, after it the answer ends with an error."""
 
     # --- context: fitting long conversations to a tier's window (DESIGN §5) -------------------
     context_verbatim_turns: int = Field(default=2, ge=1)
@@ -213,6 +217,12 @@ class Settings(BaseSettings):
     rate_limit_storage: str = "memory://"
     """Where rate-limit counters live (a ``limits`` storage URI): ``memory://`` is per
     process; ``redis://host:6379`` shares them between workers and hosts."""
+    auth_failure_limit: int = Field(default=20, ge=0)
+    """Wrong API keys one client address may present within ``auth_failure_window_s``; past
+    that its requests get HTTP 429 without their key being checked. 0 turns this off."""
+    auth_failure_window_s: int = Field(default=60, ge=1)
+    """The moving window over which wrong API keys are counted per client address, in
+    seconds; counted in the ``rate_limit_storage``."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest request body the server reads, in bytes; larger ones get HTTP 413."""
     max_messages: int = Field(default=256, ge=1)

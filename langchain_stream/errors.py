@@ -14,6 +14,7 @@ langchain-core's error types where one fits, so LangChain code that catches thos
     │   ├── TierUnavailableError      down, cold, unreachable, over its window
     │   │   └── ContextOverflowError  even the compressed history does not fit (.tokens, .budget)
     │   ├── FirstTokenTimeoutError    no token within the first-token timeout   (.timeout_s)
+    │   ├── TierDeadlineError         the request passed its deadline on a tier (.timeout_s)
     │   └── MidStreamError            failed after tokens reached the caller    (.partial_text)
     ├── NoTierAvailableError          every candidate tier failed or is forbidden (.attempts)
     └── RelayError                    the WebSocket data plane                   (.channel_id)
@@ -85,6 +86,16 @@ class ContextOverflowError(TierUnavailableError):
 
 class FirstTokenTimeoutError(TierError):
     """No token arrived within the first-token timeout."""
+
+    def __init__(self, message: str, *, tier: str, timeout_s: float) -> None:
+        super().__init__(message, tier=tier)
+        self.timeout_s = timeout_s
+
+
+class TierDeadlineError(TierError):
+    """The request passed its total deadline on a tier (``tier_timeout_s``): waiting for the
+    tier, reading the prompt and writing the answer all count. Before the first token the router
+    falls back to the next tier; after it the answer ends with a mid-stream error."""
 
     def __init__(self, message: str, *, tier: str, timeout_s: float) -> None:
         super().__init__(message, tier=tier)
@@ -177,6 +188,7 @@ __all__ = [
     "RelayTimeoutError",
     "RelayUnavailableError",
     "StreamError",
+    "TierDeadlineError",
     "TierError",
     "TierUnavailableError",
 ]

@@ -6,8 +6,11 @@ its structure is checked (:mod:`~langchain_stream.llama.gguf_file`), and whether
 extra buffer types are safe on this CPU is decided (:mod:`~langchain_stream.llama.extra_buffers`),
 so neither a bad file nor a CPU path that faults can crash the caller's process.
 
-A ``llama_cpp.Llama`` is not thread-safe, so every generation holds the model's lock for as
-long as it runs. Models are shared by every chat model that asks for the same file and
+A ``llama_cpp.Llama`` is not thread-safe, so every generation holds a turn on the model
+(:mod:`~langchain_stream.llama.turns`) for as long as it runs. Turns go to the lightest waiting
+work first, and the prompt is read in slices between which a heavy request gives way to lighter
+ones and checks its deadline: one huge prompt cannot hold the model while short requests wait.
+Models are shared by every chat model that asks for the same file and
 settings, loaded once, and warmed up at load (the first evaluation is several times slower
 than the next ones).
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +29,14 @@ from typing import TYPE_CHECKING, Any
 from langchain_stream.errors import ModelLoadError, TierUnavailableError
 from langchain_stream.llama.extra_buffers import ExtraBuffersDecision, decide, new_llama
 from langchain_stream.llama.gguf_file import GGUFInfo, check_gguf_file
+from langchain_stream.llama.turns import ModelTurns, Turn, deadline_passed
 
 if TYPE_CHECKING:
     from llama_cpp import Llama, LlamaGrammar
+
+PREFILL_SLICE_TOKENS = 128
+"""Prompt tokens read between two looks at the deadline and at lighter waiting requests: about a
+second of work for a small model on one core, so a short request waits at most about that long."""
 
 
 @dataclass
@@ -42,14 +51,15 @@ class GenerationStats:
 
 @dataclass
 class LlamaModel:
-    """A loaded GGUF model with its lock and chat formatter."""
+    """A loaded GGUF model with its turns and chat formatter."""
 
     path: Path
     llama: Llama
     n_ctx: int
     extra_buffers: ExtraBuffersDecision
     """Whether llama.cpp's extra buffer types are in use, and why."""
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    turns: ModelTurns = field(default_factory=ModelTurns)
+    """Who runs on the model, one request at a time, lightest first."""
     _formatter: Any = None
 
     @property
@@ -89,11 +99,19 @@ class LlamaModel:
         repeat_penalty: float = 1.0,
         stats: GenerationStats | None = None,
         cancel: threading.Event | None = None,
+        deadline: float | None = None,
+        timeout_s: float | None = None,
     ) -> Iterator[str]:
-        """Yield the completion's text pieces as llama.cpp produces them, holding the lock.
+        """Yield the completion's text pieces as llama.cpp produces them, holding a turn.
+
+        Args:
+            deadline: ``time.monotonic()`` by which the whole generation must be over (waiting
+                for the turn included); ``None`` for none.
+            timeout_s: the seconds that deadline stands for, for the error message.
 
         Raises:
             TierUnavailableError: the prompt does not fit the context window.
+            TierDeadlineError: the deadline passed (waiting, reading the prompt or writing).
         """
         stats = stats if stats is not None else GenerationStats()
         stats.prompt_tokens = len(prompt_tokens)
@@ -107,17 +125,25 @@ class LlamaModel:
         limit = room if max_tokens is None else min(max_tokens, room)
 
         calls = 0
+        out_of_time = False
 
         def count_sampled(_ids: Any, _logits: Any) -> bool:
             # llama-cpp-python calls this once per sampled token, plus once more when the
             # completion ends: an exact output-token count, which its streaming API lacks.
-            nonlocal calls
+            nonlocal calls, out_of_time
             calls += 1
-            return cancel is not None and cancel.is_set()
+            out_of_time = _past(deadline)
+            return out_of_time or (cancel is not None and cancel.is_set())
 
         from llama_cpp import StoppingCriteriaList
 
-        with self.lock:
+        with self.turns.take(
+            len(prompt_tokens), deadline=deadline, cancel=cancel, timeout_s=timeout_s
+        ) as turn:
+            self._read_prompt(prompt_tokens, turn, deadline, cancel, timeout_s)
+            if cancel is not None and cancel.is_set():
+                stats.finish_reason = "cancelled"  # left while the prompt was being read
+                return
             if seed is not None:
                 self.llama.set_seed(seed)
             pieces = self.llama.create_completion(
@@ -143,6 +169,53 @@ class LlamaModel:
                 stats.output_tokens = calls - 1 if stats.finish_reason else calls
         if cancel is not None and cancel.is_set():
             stats.finish_reason = "cancelled"
+        elif out_of_time:
+            raise deadline_passed("writing the answer", timeout_s)
+
+    def _read_prompt(
+        self,
+        tokens: list[int],
+        turn: Turn,
+        deadline: float | None,
+        cancel: threading.Event | None,
+        timeout_s: float | None,
+    ) -> None:
+        """Evaluate all but the last prompt token, in slices; the completion then finds them in
+        the cache and reads only the last one.
+
+        Between slices the deadline is checked and, when a request with less prompt left waits,
+        this one's progress is set aside (the model's saved state), the lighter one runs, and the
+        state is restored: a heavy prompt delays short requests by one slice at most.
+        """
+        llama = self.llama
+        target = tokens[:-1]
+        # Keep what the cache already holds of this prompt (a shared system prompt, say).
+        llama.n_tokens = _common_prefix(llama.input_ids[: llama.n_tokens], target)
+        while llama.n_tokens < len(target):
+            if cancel is not None and cancel.is_set():
+                return  # the caller left: the rest of the prompt is not worth reading
+            if _past(deadline):
+                raise deadline_passed("reading the prompt", timeout_s)
+            left = len(target) - llama.n_tokens
+            if turn.should_give_way(left):
+                progress = llama.save_state()
+                turn.give_way(left, deadline=deadline, cancel=cancel, timeout_s=timeout_s)
+                llama.load_state(progress)
+            start = llama.n_tokens
+            llama.eval(target[start : start + PREFILL_SLICE_TOKENS])
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def _common_prefix(cached: Any, tokens: list[int]) -> int:
+    common = 0
+    for held, wanted in zip(cached, tokens, strict=False):
+        if held != wanted:
+            break
+        common += 1
+    return common
 
 
 _REGISTRY: dict[tuple[str, int, int], LlamaModel] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from langchain_stream.errors import ConfigurationError
+from langchain_stream.failed_auth import FailedAuthLimit
 from langchain_stream.relay.protocol import DEFAULT_MAX_FRAME_BYTES
 
 _MIB = 1_048_576
@@ -68,6 +69,14 @@ class RelayLimits:
     tokens open anything again. When this many unexpired ones are held, new channels are refused
     with HTTP 503 rather than forgetting one early. Size it above peak channels per token TTL."""
 
+    max_failed_auth_per_client: int | None = 20
+    """Refused tokens one client address may present within ``failed_auth_window_s``; past that
+    its requests get HTTP 429 before their token is checked, until the oldest refusal leaves the
+    window. Requests without a token are not counted."""
+
+    failed_auth_window_s: int = 60
+    """The moving window over which refused tokens are counted per client address, in seconds."""
+
     def __post_init__(self) -> None:
         for spec in fields(self):
             value = getattr(self, spec.name)
@@ -75,6 +84,11 @@ class RelayLimits:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise ConfigurationError(f"relay limit {spec.name} must be positive, not {value!r}")
+
+    @property
+    def failed_auth(self) -> FailedAuthLimit:
+        """The failed-authentication bound as the shared counter takes it (0: off)."""
+        return FailedAuthLimit(self.max_failed_auth_per_client or 0, self.failed_auth_window_s)
 
     @property
     def sweep_interval_s(self) -> float | None:

@@ -92,7 +92,7 @@ _REFUSED: dict[int, tuple[type[RelayError], str]] = {
     403: (RelayAuthError, "token refused"),
     404: (RelayProtocolError, "no such path (is this a relay?)"),
     409: (RelayProtocolError, "role already taken on this channel"),
-    429: (RelayLimitError, "too many channels from this client"),
+    429: (RelayLimitError, "too many channels, buffered bytes or refused tokens from this client"),
 }
 
 

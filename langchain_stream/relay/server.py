@@ -41,6 +41,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 from websockets.http11 import Request, Response
 
 from langchain_stream.errors import ConfigurationError, RelayAuthError
+from langchain_stream.failed_auth import FailedAuthCounter
 from langchain_stream.relay.ledger import RelayLedger, Verdict
 from langchain_stream.relay.limits import RelayLimits
 from langchain_stream.relay.protocol import PROTOCOL_VERSION, CloseCode, FrameType
@@ -82,6 +83,7 @@ class _Ending(Enum):
     NOT_FOUND = "not found"
     NO_TOKEN = "token missing"
     BAD_TOKEN = "token refused"
+    TOO_MANY_BAD_TOKENS = "too many refused tokens from this client"
     CHANNEL_ENDED = "channel already ended"
     ROLE_TAKEN = "role taken"
     CLIENT_LIMIT = "too many channels for this client"
@@ -106,6 +108,7 @@ _ENDINGS: dict[_Ending, tuple[CloseCode, HTTPStatus]] = {
     _Ending.NOT_FOUND: (CloseCode.PROTOCOL_ERROR, HTTPStatus.NOT_FOUND),
     _Ending.NO_TOKEN: (CloseCode.PROTOCOL_ERROR, HTTPStatus.UNAUTHORIZED),
     _Ending.BAD_TOKEN: (CloseCode.PROTOCOL_ERROR, HTTPStatus.FORBIDDEN),
+    _Ending.TOO_MANY_BAD_TOKENS: (CloseCode.PROTOCOL_ERROR, HTTPStatus.TOO_MANY_REQUESTS),
     _Ending.CHANNEL_ENDED: (CloseCode.PROTOCOL_ERROR, HTTPStatus.FORBIDDEN),
     _Ending.ROLE_TAKEN: (CloseCode.ROLE_TAKEN, HTTPStatus.CONFLICT),
     _Ending.CLIENT_LIMIT: (CloseCode.TOO_MANY_CHANNELS, HTTPStatus.TOO_MANY_REQUESTS),
@@ -136,9 +139,12 @@ async def _close(ws: ServerConnection, ending: _Ending) -> None:
         await ws.close(code, ending.value)
 
 
-def _reject(ws: ServerConnection, ending: _Ending) -> Response:
+def _reject(ws: ServerConnection, ending: _Ending, retry_after_s: float | None = None) -> Response:
     _, status = _ENDINGS[ending]
-    return ws.respond(status, ending.value + "\n")
+    response = ws.respond(status, ending.value + "\n")
+    if retry_after_s is not None:
+        response.headers["Retry-After"] = f"{retry_after_s:.0f}"
+    return response
 
 
 @dataclass(eq=False)
@@ -198,6 +204,7 @@ class RelayServer:
         self._port = port
         self._limits = limits or RelayLimits()
         self._ledger = RelayLedger(self._limits)
+        self._failed_auth = FailedAuthCounter(self._limits.failed_auth)
         self._ssl = ssl_context
         self._address_header = client_address_header
         self._channels: dict[str, _Channel] = {}
@@ -345,7 +352,7 @@ class RelayServer:
             logger.warning("refused %s on %s from %s: %s", role, channel_id[:8], address, exc)
             return _Ending.BAD_TOKEN
 
-    def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+    async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         path = request.path.partition("?")[0]
         if path == _HEALTH_PATH:
             # Deliberately nothing about channels or load [RP §9].
@@ -362,8 +369,22 @@ class RelayServer:
             return _reject(ws, _Ending.NOT_FOUND)
         channel_id, role = match.group(1), match.group(2)
         address = self._client_address(ws, request)
+        if request.headers.get("Authorization"):
+            # An address that keeps presenting bad tokens is refused before the next is checked.
+            blocked_for = await self._failed_auth.retry_after(address)
+            if blocked_for is not None:
+                # Debug only: a blocked address must not be able to flood the log either.
+                logger.debug(
+                    "refused %s on %s from %s: too many refused tokens",
+                    role,
+                    channel_id[:8],
+                    address,
+                )
+                return _reject(ws, _Ending.TOO_MANY_BAD_TOKENS, blocked_for)
         claims = self._authorize(request, channel_id, role, address)
         if isinstance(claims, _Ending):
+            if claims is _Ending.BAD_TOKEN:
+                await self._failed_auth.record_failure(address)
             return _reject(ws, claims)
         refusal = self._check(channel_id, role, address)
         if refusal is not None:

@@ -27,6 +27,7 @@ from fastapi.security import HTTPBearer
 
 from langchain_stream.chat_model import StreamChatModel
 from langchain_stream.config import Settings, get_settings
+from langchain_stream.failed_auth import FailedAuthCounter, FailedAuthLimit
 from langchain_stream.server import openai_schema as oa
 from langchain_stream.server.access_log import AccessLog
 from langchain_stream.server.auth import KeyStore, RateLimiter
@@ -50,7 +51,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         401: "Missing or wrong API key",
         404: "Unknown model",
         413: "Request body too large",
-        429: "Rate limit reached (see Retry-After)",
+        429: "Rate limit reached, or too many wrong keys from this address (see Retry-After)",
         502: "A tier failed mid-answer",
         503: "No tier could answer",
     }.items()
@@ -132,6 +133,10 @@ def create_app(
         keys=keys,
         limiter=RateLimiter(settings.rate_limit_rpm, settings.rate_limit_storage),
         max_body_bytes=settings.max_body_bytes,
+        failures=FailedAuthCounter(
+            FailedAuthLimit(settings.auth_failure_limit, settings.auth_failure_window_s),
+            settings.rate_limit_storage,
+        ),
     )
     app.add_middleware(AccessLog)  # outermost: rejected requests are logged too
 

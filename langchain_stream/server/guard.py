@@ -1,4 +1,5 @@
-"""The gate every request passes before the app reads it: API key, rate limit, body size.
+"""The gate every request passes before the app reads it: failed-auth limit per client
+address, API key, rate limit, body size.
 
 It is plain ASGI middleware rather than FastAPI dependencies because FastAPI reads and parses
 the body before it resolves dependencies: a dependency could not keep an unauthenticated
@@ -7,8 +8,10 @@ caller from having its malformed or oversized body parsed, nor bound the bytes r
 
 from __future__ import annotations
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from langchain_stream.failed_auth import FailedAuthCounter
 from langchain_stream.server.auth import ApiKey, KeyStore, RateLimiter
 from langchain_stream.server.errors import INVALID, error_response
 from langchain_stream.server.openai_schema import ErrorBody
@@ -23,6 +26,11 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 def api_key_of(scope: Scope) -> ApiKey | None:
     """The key the Guard matched for this request (``None`` without authentication)."""
     return scope.get("state", {}).get("api_key")
+
+
+def _client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "?"
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -48,8 +56,10 @@ def _content_length(scope: Scope) -> int | None:
 class Guard:
     """ASGI middleware that authenticates, rate-limits and bounds the body of every request.
 
-    The matched :class:`~langchain_stream.server.auth.ApiKey` (``None`` when authentication
-    is off) is left in ``request.state.api_key``.
+    An address that presented too many wrong keys gets 429 without its key being checked
+    (:mod:`langchain_stream.failed_auth`). The matched
+    :class:`~langchain_stream.server.auth.ApiKey` (``None`` when authentication is off) is left
+    in ``request.state.api_key``.
     """
 
     def __init__(
@@ -59,9 +69,11 @@ class Guard:
         keys: KeyStore,
         limiter: RateLimiter,
         max_body_bytes: int,
+        failures: FailedAuthCounter | None = None,
     ) -> None:
         self.app = app
         self.keys = keys
+        self.failures = failures
         self.limiter = limiter
         self.max_body_bytes = max_body_bytes
 
@@ -72,8 +84,17 @@ class Guard:
         key: ApiKey | None = None
         if self.keys.enabled:
             token = _bearer(scope)
+            address = _client_address(scope)
+            if self.failures is not None and token:
+                # Refused before the key is checked: a blocked address learns nothing more.
+                blocked_for = await self.failures.retry_after(address)
+                if blocked_for is not None:
+                    await self._too_many_failures(blocked_for)(scope, receive, send)
+                    return
             key = self.keys.authenticate(token) if token else None
             if key is None:
+                if token and self.failures is not None:
+                    await self.failures.record_failure(address)
                 message = (
                     "incorrect API key provided"
                     if token
@@ -103,6 +124,17 @@ class Guard:
                 return
             receive = _replay(body_bytes, receive)
         await self.app(scope, receive, send)
+
+    def _too_many_failures(self, retry_after: float) -> JSONResponse:
+        body = ErrorBody(
+            message=(
+                "too many requests with a wrong API key from this address; "
+                f"retry in {retry_after:.0f} s"
+            ),
+            type="requests",
+            code="too_many_failed_authentications",
+        )
+        return error_response(429, body, {"Retry-After": f"{retry_after:.0f}"})
 
     def _too_large(self) -> ErrorBody:
         return ErrorBody(

@@ -53,12 +53,17 @@ def _default_n_threads() -> int | None:
     return get_settings().local_n_threads
 
 
+def _default_timeout_s() -> float:
+    return get_settings().tier_timeout_s
+
+
 class ChatLocal(StreamFirstChatModel):
     """A chat model on llama.cpp, in process: real token streaming, sync and async, and tools.
 
     With no arguments it runs the embedded SmolLM2-135M-Instruct GGUF (no download). Any other
     GGUF file is used through ``model_path`` or ``STREAM_LOCAL_MODEL``. Models are loaded once
-    per process, shared between instances, warmed up at load and guarded by one lock each.
+    per process, shared between instances and warmed up at load; each runs one call at a time,
+    the lightest waiting one first, and a call gives up at its deadline (``timeout_s``).
     Construction does no I/O; the model loads on first use or on :meth:`load`.
 
     Example:
@@ -89,6 +94,9 @@ class ChatLocal(StreamFirstChatModel):
     """Context window the model is loaded with, in tokens."""
     n_threads: int | None = Field(default_factory=_default_n_threads)
     """CPU threads for llama.cpp; ``None`` means half the logical cores."""
+    timeout_s: float = Field(default_factory=_default_timeout_s, gt=0)
+    """Total deadline of one call, waiting for the model included (``STREAM_TIER_TIMEOUT_S``);
+    past it the call raises :class:`~langchain_stream.errors.TierDeadlineError`."""
 
     _model: LlamaModel | None = PrivateAttr(default=None)
 
@@ -195,6 +203,8 @@ class ChatLocal(StreamFirstChatModel):
         """The one generation path behind sync and async streaming."""
         if not messages:
             raise InvalidRequestError("the message list is empty: nothing to answer")
+        timeout_s = kwargs.get("timeout_s", self.timeout_s)
+        deadline = time.monotonic() + timeout_s
         plan = tool_calls.plan_tools(kwargs.get("tools"), kwargs.get("tool_choice"))
         response_format = kwargs.get("response_format")
         model = self.load(kwargs.get("model"))
@@ -208,6 +218,8 @@ class ChatLocal(StreamFirstChatModel):
             "seed": kwargs.get("seed", self.seed),
             "stop": [*(stop or self.stop or []), *template_stop],
             "cancel": cancel,
+            "deadline": deadline,
+            "timeout_s": timeout_s,
         }
         stats = GenerationStats()
         started = time.perf_counter()

@@ -221,3 +221,49 @@ async def test_spreading_a_departed_producer_flood_over_addresses_meets_the_ceil
         )
     assert report.success_rate == 1.0
     assert report.rss_peak - report.rss_before < 8 * MIB + IN_FLIGHT_MARGIN
+
+
+async def bad_token_attempt(relay: RelayProcess, source: str, token: str) -> int:
+    """One producer connection from ``source`` with ``token``; the HTTP status of the refusal
+    (101 when it was let in)."""
+    channel_id = new_channel_id()
+    try:
+        ws = await connect(
+            channel_url(relay.url, channel_id, "producer"),
+            additional_headers={"Authorization": f"Bearer {token}"},
+            local_addr=(source, 0),
+            open_timeout=10 * UNIT_S,
+        )
+    except InvalidStatus as exc:
+        return exc.response.status_code
+    await ws.close()
+    return 101
+
+
+async def test_an_address_presenting_bad_tokens_is_refused_early_and_others_are_not() -> None:
+    guesses, threshold = 300, 20
+    with relay_process(max_failed_auth_per_client=threshold, failed_auth_window_s=60) as relay:
+        forged = mint_token("another-secret-of-32-bytes-------", new_channel_id(), "producer")
+        started = time.monotonic()
+        statuses = [
+            await bad_token_attempt(relay, "127.0.0.2", forged + "x" * (n % 3))
+            for n in range(guesses)
+        ]
+        elapsed = time.monotonic() - started
+        # Refused before its token is checked: a valid one from that address too.
+        channel_id = new_channel_id()
+        valid = mint_token(relay.secret, channel_id, "producer")
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(
+                channel_url(relay.url, channel_id, "producer"),
+                additional_headers={"Authorization": f"Bearer {valid}"},
+                local_addr=("127.0.0.2", 0),
+            )
+        # Other addresses still get through.
+        round_trips = [await round_trip(relay.url, relay.secret) for _ in range(3)]
+    assert statuses[:threshold] == [403] * threshold
+    assert statuses[threshold:] == [429] * (guesses - threshold)
+    assert refused.value.response.status_code == 429
+    assert 1 <= int(refused.value.response.headers["Retry-After"]) <= 60
+    assert round_trips == [True, True, True]
+    print(f"{guesses} bad tokens from 127.0.0.2 in {elapsed:.2f} s")

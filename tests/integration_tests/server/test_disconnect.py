@@ -1,7 +1,7 @@
 """A client that leaves mid-answer stops the generation, at the model and through the server.
 
 Measured at the model itself: llama.cpp's context holds the prompt plus every token generated,
-so ``n_tokens - prompt tokens`` counts what was generated, and the model's lock is held for
+so ``n_tokens - prompt tokens`` counts what was generated, and the model is held for
 exactly as long as generation runs. The prompt asks for a long story: left alone, the embedded
 model writes hundreds of tokens (``max_tokens=1000``).
 """
@@ -31,36 +31,35 @@ def _generated(model: ChatLocal) -> int:
     return llama.llama.n_tokens - model.count_tokens([HumanMessage(PROMPT)])
 
 
-async def _lock_free_after_s(model: ChatLocal) -> float:
-    lock = model.load().lock
+async def _model_free_after_s(model: ChatLocal) -> float:
+    turns = model.load().turns
     started = time.perf_counter()
-    while not lock.acquire(blocking=False):
+    while turns.busy:
         assert time.perf_counter() - started < 10 * TIME_UNIT_S, "generation never stopped"
         await asyncio.sleep(0.005)
-    lock.release()
     return time.perf_counter() - started
 
 
 async def test_closing_the_local_tiers_async_stream_stops_generation(
     local_model: ChatLocal,
 ) -> None:
-    await _lock_free_after_s(local_model)
+    await _model_free_after_s(local_model)
     stream = local_model.astream(PROMPT, max_tokens=LONG)
     received = 0
     async for chunk in stream:
         received += bool(chunk.content)
         if received == READ_BEFORE_LEAVING:
             break
-    assert local_model.load().lock.locked()  # still generating when the consumer leaves
+    assert local_model.load().turns.busy  # still generating when the consumer leaves
     await stream.aclose()
-    assert await _lock_free_after_s(local_model) < 2 * TIME_UNIT_S
+    assert await _model_free_after_s(local_model) < 2 * TIME_UNIT_S
     assert _generated(local_model) <= READ_BEFORE_LEAVING + SLACK_TOKENS
 
 
 async def test_a_client_leaving_mid_stream_cancels_the_tiers_generation(
     server_url: str, local_model: ChatLocal
 ) -> None:
-    await _lock_free_after_s(local_model)
+    await _model_free_after_s(local_model)
     body = {
         "model": "stream-local",
         "messages": [{"role": "user", "content": PROMPT}],
@@ -80,16 +79,16 @@ async def test_a_client_leaving_mid_stream_cancels_the_tiers_generation(
             events += line.startswith("data: ")
             if events == READ_BEFORE_LEAVING:
                 break
-        assert local_model.load().lock.locked()
+        assert local_model.load().turns.busy
         # Leaving the block closed the connection mid-answer.
-    assert await _lock_free_after_s(local_model) < 2 * TIME_UNIT_S
+    assert await _model_free_after_s(local_model) < 2 * TIME_UNIT_S
     assert _generated(local_model) <= READ_BEFORE_LEAVING + SLACK_TOKENS
 
 
 async def test_a_client_leaving_before_a_whole_answer_cancels_it_too(
     server_url: str, local_model: ChatLocal
 ) -> None:
-    await _lock_free_after_s(local_model)
+    await _model_free_after_s(local_model)
     body = {
         "model": "stream-local",
         "messages": [{"role": "user", "content": PROMPT}],
@@ -103,13 +102,13 @@ async def test_a_client_leaving_before_a_whole_answer_cancels_it_too(
                 headers={"Authorization": f"Bearer {KEY}"},
             )
         )
-        lock = local_model.load().lock
-        # Another thread's lock: there is nothing to await but time.
-        while not lock.locked():  # noqa: ASYNC110 - until generation has started
+        turns = local_model.load().turns
+        # Held by another thread: there is nothing to await but time.
+        while not turns.busy:  # noqa: ASYNC110 - until generation has started
             await asyncio.sleep(0.005)
         await asyncio.sleep(0.1)
         request.cancel()  # closes the connection
         with contextlib.suppress(asyncio.CancelledError):
             await request
-    assert await _lock_free_after_s(local_model) < 2 * TIME_UNIT_S
+    assert await _model_free_after_s(local_model) < 2 * TIME_UNIT_S
     assert _generated(local_model) <= SLACK_TOKENS
