@@ -144,7 +144,9 @@ def test_benchmarks_end_with_a_json_line(bench: str) -> None:
 
 
 def test_judge_a_query() -> None:
-    done = run_cli("judge", "Prove that every bounded monotone sequence converges.", "--json")
+    # A textbook proof is MEDIUM by the rubric; this one needs a path of its own.
+    query = "Prove that every finite group of order p^2 is abelian, then classify them."
+    done = run_cli("judge", query, "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["complexity"] == "HIGH"
