@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     reading the prompt and writing the answer all count. Past it the tier gives up: before its
     first token the router falls back to the next tier, after it the answer ends with an error."""
 
-    # --- context: fitting long conversations to a tier's window (DESIGN §5) -------------------
+    # --- context: fitting long conversations to a tier's window (docs/design.md §5) -----
     context_verbatim_turns: int = Field(default=2, ge=1)
     """Most recent user turns kept verbatim when older ones are summarized (while they fit)."""
     context_low_water: float = Field(default=0.5, gt=0.0, le=1.0)

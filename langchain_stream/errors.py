@@ -74,7 +74,7 @@ class TierUnavailableError(TierError):
 class ContextOverflowError(TierUnavailableError):
     """Even the compressed history does not fit the tier's window, so the tier is skipped.
 
-    Raised before the tier is called (DESIGN §5): the router falls back to the next tier as
+    Raised before the tier is called (docs/design.md §5): the router falls back to the next tier as
     it would for a tier that is down, and ``tiers_tried`` says why.
     """
 

@@ -2,9 +2,9 @@
 
 Older turns are folded into a :class:`ConversationSummary` once, when they leave the verbatim
 part of the prompt; later requests reuse the summary and fold only the turns that newly left
-(DESIGN §5). Each turn gets a short note from the local model, whose input is sized to the local
-model's own window (a turn too long for it is split into chunks, each summarized). A summary
-over its bound is re-summarized, then trimmed.
+(docs/design.md §5). Each turn gets a short note from the local model, whose input is
+sized to the local model's own window (a turn too long for it is split into chunks, each
+summarized). A summary over its bound is re-summarized, then trimmed.
 
 Small models drop exactly the details people come back to — a name, a number, "my flight is
 BA2490" — so the user's own sentences that state such a detail, when the model's note lost it,

@@ -1,4 +1,4 @@
-"""The HPC tier: Globus Compute for control, the WebSocket relay for tokens (DESIGN §3).
+"""The HPC tier: Globus Compute for control, the WebSocket relay for tokens (docs/design.md §3).
 
 - :class:`ChatHPC` — the chat model (:mod:`.chat_model`).
 - :func:`hpc_worker` — the function the endpoint runs (:mod:`.worker`), with its backends

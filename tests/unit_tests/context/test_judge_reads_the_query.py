@@ -1,4 +1,4 @@
-"""DESIGN §5: the judge reads the current query (and a little context), not the history."""
+"""docs/design.md §5: the judge reads the current query (and a little context), not the history."""
 
 from __future__ import annotations
 
