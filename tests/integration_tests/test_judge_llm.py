@@ -101,7 +101,7 @@ def test_judging_does_not_wait_for_a_local_answer_in_progress(
         try:
             for _ in local_model.stream("Count from one to twenty in words."):
                 streaming.set()
-                judged.wait(LATENCY_BOUND_S)  # hold the tier's lock, mid-answer
+                judged.wait(LATENCY_BOUND_S)  # hold the tier's turn, mid-answer
         except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
         finally:
@@ -111,11 +111,11 @@ def test_judging_does_not_wait_for_a_local_answer_in_progress(
     thread.start()
     try:
         assert streaming.wait(60 * TIME_UNIT_S)
-        assert tier.lock.locked()  # the local tier is mid-answer
+        assert tier.turns.busy  # the local tier is mid-answer
         started = time.perf_counter()
         result = judge.judge(QUERIES[1])
         elapsed = time.perf_counter() - started
-        assert tier.lock.locked()  # ...and still is: the judge did not wait for it
+        assert tier.turns.busy  # ...and still is: the judge did not wait for it
     finally:
         judged.set()
         thread.join(60 * TIME_UNIT_S)
