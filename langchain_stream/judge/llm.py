@@ -34,6 +34,7 @@ suffix, about 1,200 tokens): about 28 MB for SmolLM2-135M, about 135 MB for Llam
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 from collections.abc import Sequence
@@ -160,7 +161,6 @@ class _JudgeContext:
 
     def __init__(self, model: LlamaModel, n_threads: int | None = None) -> None:
         import llama_cpp
-        from llama_cpp import _internals
 
         self.model = model
         llama = model.llama
@@ -191,12 +191,7 @@ class _JudgeContext:
         if n_threads:
             params.n_threads = params.n_threads_batch = n_threads
         try:
-            # llama-cpp-python's context wrapper (the one ``Llama`` itself uses) frees the
-            # context before its model, whichever is closed first.
-            self.ctx = _internals.LlamaContext(model=llama._model, params=params, verbose=False)
-            self.batch = _internals.LlamaBatch(
-                n_tokens=self.n_batch, embd=0, n_seq_max=1, verbose=False
-            )
+            self.native = _NativeContext(llama.model, params, self.n_batch)
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(
                 f"llama.cpp could not create the judge's context on {model.path}: {exc}",
@@ -216,8 +211,7 @@ class _JudgeContext:
         """Evaluate ``tokens`` at positions ``n_past...``, one batch at a time."""
         for start in range(0, len(tokens), self.n_batch):
             chunk = tokens[start : start + self.n_batch]
-            self.batch.set_batch(chunk, n_past=n_past + start, logits_all=False)
-            self.ctx.decode(self.batch)
+            self.native.decode(chunk, n_past=n_past + start)
             self.stats.evaluated_tokens += len(chunk)
             self.stats.forward_passes += 1
 
@@ -239,9 +233,9 @@ class _JudgeContext:
         """One forward pass over ``tokens`` after the prefix; log-scores of LOW/MEDIUM/HIGH."""
         with self.lock:
             # Drop the previous query from the cache: only the prefix stays.
-            self.ctx.kv_cache_seq_rm(0, len(self.prefix), -1)
+            self.native.forget_from(len(self.prefix))
             self._decode(tokens, n_past=len(self.prefix))
-            pointer = self.ctx.get_logits_ith(-1)  # the last position: the next token
+            pointer = self.native.last_logits()
             logits = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
             out = np.array(
                 [np.logaddexp.reduce(logits[ids].astype(np.float64)) for ids in self.label_tokens]
@@ -252,8 +246,71 @@ class _JudgeContext:
 
     def close(self) -> None:
         """Free the context and its batch (the weights stay with their model)."""
-        self.batch.close()
-        self.ctx.close()
+        self.native.close()
+
+
+class _NativeContext:
+    """A llama.cpp context and batch of the judge's own on a loaded model, through llama.cpp's
+    C API (``llama_cpp``'s bindings): one sequence, logits of the last position only.
+
+    The context must be freed before its model: the model is closed at interpreter exit
+    (:func:`~langchain_stream.llama.runtime.load_model` registers that), and this context is
+    made after the model was loaded, so its own exit hook, registered later, runs first.
+    """
+
+    def __init__(self, model: Any, params: Any, n_batch: int) -> None:
+        import llama_cpp
+
+        self._ctx = llama_cpp.llama_init_from_model(model, params)
+        if not self._ctx:
+            raise ValueError("llama.cpp could not create a context")
+        self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self._memory = llama_cpp.llama_get_memory(self._ctx)
+        atexit.register(self.close)
+
+    @property
+    def pointer(self) -> Any:
+        """The ``llama_context *`` (``None`` once closed)."""
+        return self._ctx
+
+    def decode(self, tokens: Sequence[int], *, n_past: int) -> None:
+        """Evaluate ``tokens`` (at most the batch size) at positions ``n_past...``."""
+        import llama_cpp
+
+        batch = self._batch
+        batch.n_tokens = len(tokens)
+        for i, token in enumerate(tokens):
+            batch.token[i] = token
+            batch.pos[i] = n_past + i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = i == len(tokens) - 1
+        code = llama_cpp.llama_decode(self._ctx, batch)
+        if code != 0:
+            raise RuntimeError(f"llama_decode returned {code}")
+
+    def forget_from(self, position: int) -> None:
+        """Drop the cached positions from ``position`` on."""
+        import llama_cpp
+
+        llama_cpp.llama_memory_seq_rm(self._memory, 0, position, -1)
+
+    def last_logits(self) -> Any:
+        """A pointer to the logits of the last evaluated position."""
+        import llama_cpp
+
+        return llama_cpp.llama_get_logits_ith(self._ctx, -1)
+
+    def close(self) -> None:
+        """Free the batch and the context (once)."""
+        import llama_cpp
+
+        if self._ctx is None:
+            return
+        atexit.unregister(self.close)
+        llama_cpp.llama_batch_free(self._batch)
+        llama_cpp.llama_free(self._ctx)
+        self._ctx = None
 
 
 def _label_tokens(llama: Any) -> list[list[int]]:

@@ -4,6 +4,7 @@ no network."""
 
 from __future__ import annotations
 
+import ctypes
 import socket
 import threading
 import time
@@ -79,14 +80,15 @@ def test_weights_are_shared_with_the_local_tier_and_its_cache_is_left_alone(
 ) -> None:
     tier = local_model.load()
     assert judge.load().model is tier  # one copy of the weights
-    assert judge.load().ctx.ctx != tier.llama._ctx.ctx  # a context of its own
+    own = ctypes.cast(judge.load().native.pointer, ctypes.c_void_p).value
+    assert own != ctypes.cast(tier.llama.ctx, ctypes.c_void_p).value  # a context of its own
     local_model.invoke("Name a primary colour.")
     cached_tokens = tier.llama.n_tokens
-    cached_ids = tier.llama._input_ids.copy()
+    cached_ids = tier.llama.input_ids[:cached_tokens].copy()
     for query in QUERIES[:3]:
         judge.judge(query)
     assert tier.llama.n_tokens == cached_tokens
-    assert np.array_equal(tier.llama._input_ids, cached_ids)
+    assert np.array_equal(tier.llama.input_ids[:cached_tokens], cached_ids)
 
 
 def test_judging_does_not_wait_for_a_local_answer_in_progress(
