@@ -68,7 +68,11 @@ def _default_cache_dir() -> Path:
 class Settings(BaseSettings):
     """Tiers, models, judge, relay and cloud settings (env: ``STREAM_<FIELD>``)."""
 
-    model_config = SettingsConfigDict(env_prefix="STREAM_", extra="ignore")
+    # Attribute docstrings become field descriptions: the configuration reference is built
+    # from them.
+    model_config = SettingsConfigDict(
+        env_prefix="STREAM_", extra="ignore", use_attribute_docstrings=True
+    )
 
     # --- local tier -------------------------------------------------------------------------
     local_model: str | None = None
@@ -114,7 +118,7 @@ class Settings(BaseSettings):
     reading the prompt and writing the answer all count. Past it the tier gives up: before its
     first token the router falls back to the next tier, after it the answer ends with an error."""
 
-    # --- context: fitting long conversations to a tier's window (docs/design.md §5) -----
+    # --- context: fitting long conversations to a tier's window (docs/design.md#context) -----
     context_verbatim_turns: int = Field(default=2, ge=1)
     """Most recent user turns kept verbatim when older ones are summarized (while they fit)."""
     context_low_water: float = Field(default=0.5, gt=0.0, le=1.0)

@@ -74,8 +74,8 @@ class TierUnavailableError(TierError):
 class ContextOverflowError(TierUnavailableError):
     """Even the compressed history does not fit the tier's window, so the tier is skipped.
 
-    Raised before the tier is called (docs/design.md §5): the router falls back to the next tier as
-    it would for a tier that is down, and ``tiers_tried`` says why.
+    Raised before the tier is called (docs/design.md#context): the router falls back to the next
+    tier as it would for a tier that is down, and ``tiers_tried`` says why.
     """
 
     def __init__(self, message: str, *, tier: str, tokens: int, budget: int) -> None:

@@ -147,8 +147,8 @@ def _context() -> RouterContext:
 
 def compress(state: RouterState, context: RouterContext) -> dict[str, Any]:
     """Prepare what fitting the history needs for any tier: the conversation's summary,
-    checked against the history (docs/design.md §5). Each tier node then fits the history to its own
-    window, so a fallback to another tier refits it. (It takes the context as every step
+    checked against the history (docs/design.md#context). Each tier node then fits the history
+    to its own window, so a fallback to another tier refits it. (It takes the context as every step
     does, and needs none of it.)"""
     summary = load_summary(state["messages"], state.get("summary"))
     record = RoutingRecord(compression=CompressionReport(applied=False))
@@ -352,7 +352,8 @@ class _TierRun:
         return TierFitter.for_tier(self.tier, self.models, self.kwargs, get_settings())
 
     def _fit(self, fitter: TierFitter, state: RouterState) -> list[BaseMessage]:
-        """Fit the history to this tier's window (docs/design.md §5); keep a summary it extended."""
+        """Fit the history to this tier's window (docs/design.md#context); keep a summary it
+        extended."""
         stored = state.get("summary")
         summary = ConversationSummary.model_validate(stored) if stored else None
         outcome = fitter.fit(self.history, summary)
@@ -564,7 +565,7 @@ def router_graph() -> CompiledStateGraph:
 
 
 def conversation_graph() -> CompiledStateGraph:
-    """The router graph with the conversation checkpointer (docs/design.md §5).
+    """The router graph with the conversation checkpointer (docs/design.md#context).
 
     Runs with a ``thread_id`` keep the conversation's summary, so later requests extend it
     rather than recompute it, in this process or the next: LangGraph's SQLite or PostgreSQL

@@ -1,4 +1,4 @@
-"""The routing record: where a request went, why, and what it cost (docs/design.md §1).
+"""The routing record: where a request went, why, and what it cost (docs/design.md#request-path).
 
 It rides in ``response_metadata["routing"]``. On a stream, the first chunk carries everything
 known at the first token (tier, model, complexity, reason, judge and TTFT figures, tiers
@@ -17,7 +17,8 @@ from langchain_stream.judge.base import Complexity
 
 Reason = Literal["judge", "pin", "privacy", "budget", "sticky", "health", "fallback"]
 
-# Tier order tried for each class when the preferred tier cannot serve (docs/design.md §1, health).
+# Tier order tried for each class when the preferred tier cannot serve
+# (docs/design.md#request-path, health).
 TIER_ORDER: dict[Complexity, tuple[Tier, ...]] = {
     Complexity.LOW: ("local", "hpc", "cloud"),
     Complexity.MEDIUM: ("hpc", "cloud", "local"),
@@ -46,7 +47,7 @@ class TierAttempt(BaseModel):
 
 
 class CompressionReport(BaseModel):
-    """What fitting the history to the routed tier's window did (docs/design.md §5)."""
+    """What fitting the history to the routed tier's window did (docs/design.md#context)."""
 
     applied: bool = False
     """Whether older turns were replaced by the conversation's summary."""

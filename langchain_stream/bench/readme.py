@@ -1,8 +1,8 @@
 """The figures table of a ``stream bench all`` report, and the README block that shows it.
 
-:func:`figure_rows` turns a report into one row per figure of docs/design.md §7 (and the compression
-figures): what was measured, the target, whether it was met, and the command that reproduces
-it. :func:`update_readme` writes them between ``<!-- bench-figures -->`` and
+:func:`figure_rows` turns a report into one row per figure of docs/design.md#figures (and the
+compression figures): what was measured, the target, whether it was met, and the command that
+reproduces it. :func:`update_readme` writes them between ``<!-- bench-figures -->`` and
 ``<!-- /bench-figures -->``; everything outside the markers is left as it is, and the same
 report always gives the same block.
 """

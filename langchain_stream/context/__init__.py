@@ -1,4 +1,6 @@
-"""Context-aware level retention: conversations fitted to each tier's window (docs/design.md §5).
+"""Context-aware level retention: conversations fitted to each tier's window.
+
+See docs/design.md#context.
 
 - :mod:`~langchain_stream.context.tokens`: token counts per tier (the tier's tokenizer where
   available offline, a conservative estimate otherwise) and each tier's window and budget.

@@ -1,4 +1,4 @@
-"""Fitting a conversation to one tier's window (docs/design.md §5).
+"""Fitting a conversation to one tier's window (docs/design.md#context).
 
 The prompt a tier receives is, when the whole history does not fit its budget::
 

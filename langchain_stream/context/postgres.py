@@ -1,4 +1,6 @@
-"""Conversation summaries on PostgreSQL: LangGraph's PostgreSQL checkpointer (docs/design.md §5).
+"""Conversation summaries on PostgreSQL: LangGraph's PostgreSQL checkpointer.
+
+See docs/design.md#context.
 
 Imported only when ``STREAM_DATABASE_URL`` names a PostgreSQL database, so the ``postgres``
 extra (``langgraph-checkpoint-postgres``, psycopg 3) stays optional.

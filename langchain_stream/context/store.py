@@ -1,4 +1,4 @@
-"""Where conversation summaries live between requests (docs/design.md §5, §6).
+"""Where conversation summaries live between requests (docs/design.md#context, #serving).
 
 - A conversation with an id (a LangGraph ``thread_id``) keeps its summary in the router graph's
   state, saved by a LangGraph checkpointer on the policy database (``STREAM_DATABASE_URL``):

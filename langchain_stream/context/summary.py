@@ -2,7 +2,7 @@
 
 Older turns are folded into a :class:`ConversationSummary` once, when they leave the verbatim
 part of the prompt; later requests reuse the summary and fold only the turns that newly left
-(docs/design.md §5). Each turn gets a short note from the local model, whose input is
+(docs/design.md#context). Each turn gets a short note from the local model, whose input is
 sized to the local model's own window (a turn too long for it is split into chunks, each
 summarized). A summary over its bound is re-summarized, then trimmed.
 

@@ -1,4 +1,4 @@
-"""Token counts and context windows per tier (docs/design.md §5).
+"""Token counts and context windows per tier (docs/design.md#context).
 
 A tier's prompt is counted with the tier's own tokenizer where one is available offline: the
 local tier's llama.cpp tokenizer and chat template (:meth:`ChatLocal.count_tokens

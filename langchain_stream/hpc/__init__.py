@@ -1,4 +1,6 @@
-"""The HPC tier: Globus Compute for control, the WebSocket relay for tokens (docs/design.md §3).
+"""The HPC tier: Globus Compute for control, the WebSocket relay for tokens.
+
+See docs/design.md#hpc-tier.
 
 - :class:`ChatHPC` — the chat model (:mod:`.chat_model`).
 - :func:`hpc_worker` — the function the endpoint runs (:mod:`.worker`), with its backends

@@ -1,4 +1,4 @@
-"""``ChatHPC``: the HPC tier as a LangChain chat model (docs/design.md §3).
+"""``ChatHPC``: the HPC tier as a LangChain chat model (docs/design.md#hpc-tier).
 
 Each request goes to the endpoint as one task on any :class:`concurrent.futures.Executor`
 (the control plane: a ``globus_compute_sdk.Executor`` in production, a

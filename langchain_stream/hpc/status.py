@@ -5,7 +5,7 @@ Globus Compute reports an endpoint as ``{"status": "online" | "offline", "detail
 (``Client.get_endpoint_status``); a :class:`~langchain_stream.hpc.LocalEndpoint` reports
 itself in the same shape. An endpoint that is offline, has no worker running (cold: the first
 task waits for a batch job, often minutes) or has more tasks waiting than allowed (queued) is
-not ready, and the router sends the request elsewhere (docs/design.md §1, health).
+not ready, and the router sends the request elsewhere (docs/design.md#request-path, health).
 
 Reading a Globus endpoint's status never starts a login: without stored Globus tokens (or a
 client id and secret) the check says so instead.

@@ -2,7 +2,7 @@
 
 ``hpc_worker(request, channel)`` calls the backend (an OpenAI-compatible server on the node,
 such as vLLM, or llama.cpp in process; see :mod:`~langchain_stream.hpc.backends`), seals every
-piece of the answer and streams it to the consumer through the relay (docs/design.md §3),
+piece of the answer and streams it to the consumer through the relay (docs/design.md#hpc-tier),
 and returns a :class:`~langchain_stream.hpc.task.TaskSummary` as the task result. With
 ``channel=None`` it runs in *batch mode*: the same backend call, the whole answer returned in
 the summary.
@@ -18,9 +18,9 @@ few hundred bytes, and an endpoint that allows only registered functions can all
 this one. A request carries :data:`~langchain_stream.hpc.task.TASK_VERSION`; a worker of
 another version refuses it with a clear error instead of misreading it.
 
-Liveness (docs/design.md §3): the producer connects while the backend computes its first token; a
-CANCEL from the consumer (or losing it) stops the backend at its next token; a backend failure
-is sent to the consumer as an ERROR frame. If no relay can be reached from the node, the
+Liveness (docs/design.md#hpc-tier): the producer connects while the backend computes its first
+token; a CANCEL from the consumer (or losing it) stops the backend at its next token; a backend
+failure is sent to the consumer as an ERROR frame. If no relay can be reached from the node, the
 worker answers in batch mode instead, so the client still gets the answer through the task
 result.
 """

@@ -1,6 +1,6 @@
 """The LLM judge: one forward pass of a local GGUF model, class probabilities from its logits.
 
-How a judgment runs (docs/design.md §4):
+How a judgment runs (docs/design.md#judge):
 
 - The prompt is a fixed **prefix** (the rubric, the instructions and few-shot examples as
   earlier chat turns), then the query, then a short fixed **suffix** (a one-line reminder of

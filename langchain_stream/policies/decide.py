@@ -1,6 +1,6 @@
 """Turning the judge's class into the ordered tiers to try, under the routing policies.
 
-Policies apply in a fixed order, each noting its effect (docs/design.md §1):
+Policies apply in a fixed order, each noting its effect (docs/design.md#request-path):
 
 1. **pin** — the caller chose a tier (it replaces the judge's order);
 2. **privacy** — ``privacy="institutional"``, sensitive data in the request, content that

@@ -246,7 +246,7 @@ def hpc_tier() -> Iterator[ChatHPC]:
 
 
 # The query that goes to each tier first, and where a failure before its first token falls back
-# to among the configured tiers (docs/design.md §1: LOW local→HPC→cloud, MEDIUM
+# to among the configured tiers (docs/design.md#request-path: LOW local→HPC→cloud, MEDIUM
 # HPC→cloud→local, HIGH cloud→HPC→local).
 FAULT_CASES = {"local": (LOW, "cloud"), "cloud": (HIGH, "local"), "hpc": (MEDIUM, "cloud")}
 

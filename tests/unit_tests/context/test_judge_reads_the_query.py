@@ -1,4 +1,7 @@
-"""docs/design.md §5: the judge reads the current query (and a little context), not the history."""
+"""The judge reads the current query (and a little context), not the history.
+
+See docs/design.md#context.
+"""
 
 from __future__ import annotations
 
