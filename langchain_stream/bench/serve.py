@@ -40,7 +40,7 @@ from rich.progress import Progress
 
 from langchain_stream.bench.stats import machine, median_ci, percentiles, samples
 from langchain_stream.errors import ConfigurationError
-from langchain_stream.tiers.embedded import embedded_model_path
+from langchain_stream.llama.embedded import embedded_model_path
 
 BACKEND_MODEL = "bench-model"
 START_TIMEOUT_S = 180.0

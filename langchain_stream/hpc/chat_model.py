@@ -54,11 +54,11 @@ from langchain_stream.hpc.task import (
     decode_piece,
 )
 from langchain_stream.hpc.worker import hpc_worker
+from langchain_stream.llama.embedded import EMBEDDED_MODEL_NAME
 from langchain_stream.relay.client import DEFAULT_COALESCE_S, ConsumerClient
 from langchain_stream.relay.protocol import new_channel_key
 from langchain_stream.relay.tokens import DEFAULT_TOKEN_TTL_S, mint_channel_tokens, new_channel_id
 from langchain_stream.structured import StreamFirstChatModel, openai_tool_choice
-from langchain_stream.tiers.embedded import EMBEDDED_MODEL_NAME
 
 LOCAL_ENDPOINT_ID = "local"
 """The ``endpoint_id`` that runs the HPC tier on this machine (see ``LocalEndpoint``)."""

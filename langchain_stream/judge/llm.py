@@ -363,7 +363,7 @@ class LLMJudge:
     def model_path(self) -> Path:
         """The GGUF file this judge runs."""
         from langchain_stream.config import get_settings
-        from langchain_stream.tiers.embedded import embedded_model_path
+        from langchain_stream.llama.embedded import embedded_model_path
 
         if self._model_path is not None:
             return self._model_path
@@ -391,8 +391,8 @@ class LLMJudge:
 
     def _load_weights(self) -> LlamaModel:
         from langchain_stream.config import get_settings
+        from langchain_stream.llama.embedded import embedded_model_path
         from langchain_stream.llama.runtime import load_model
-        from langchain_stream.tiers.embedded import embedded_model_path
 
         settings = get_settings()
         path = self.model_path.expanduser()

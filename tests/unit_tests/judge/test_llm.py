@@ -12,7 +12,7 @@ import pytest
 from langchain_stream.config import get_settings
 from langchain_stream.judge import BUILTIN_JUDGES
 from langchain_stream.judge.llm import FEW_SHOT, SYSTEM_PROMPT, LLMJudge
-from langchain_stream.tiers.embedded import embedded_model_path
+from langchain_stream.llama.embedded import embedded_model_path
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "complexity"
 
