@@ -145,12 +145,22 @@ def test_an_unknown_tool_name_is_refused() -> None:
         openai_tool_choice("mul", [{"type": "function", "function": {"name": "add"}}])
 
 
-def test_structured_output_binds_a_forced_tool() -> None:
+def test_structured_output_forces_the_schema_tool_and_parses_its_call() -> None:
     class Answer(BaseModel):
         value: int
 
-    bound = ChatHPC(endpoint_id="x").with_structured_output(Answer)
-    assert bound is not None
+    model = ChatHPC(endpoint_id="x")
+    structured = model.with_structured_output(Answer)
+    # What goes to the worker: the schema as the one tool, and a call to it required.
+    request = model._request([HumanMessage("1 + 2?")], None, structured.first.kwargs)
+    assert [tool["function"]["name"] for tool in request["params"]["tools"]] == ["Answer"]
+    assert request["params"]["tools"][0]["function"]["parameters"]["properties"] == {
+        "value": {"type": "integer"}
+    }
+    assert request["params"]["tool_choice"] == "required"
+    # What comes back: the backend's call to that tool, parsed into the schema.
+    reply = AIMessage("", tool_calls=[{"name": "Answer", "args": {"value": 3}, "id": "c1"}])
+    assert structured.last.invoke(reply) == Answer(value=3)
 
 
 def test_the_hpc_tier_joins_when_an_endpoint_is_configured() -> None:
