@@ -88,20 +88,21 @@ async function signIn(key) {
     });
     if (!response.ok) throw new ApiFailure(response.status, await errorMessage(response));
     sessionStorage.setItem(KEY_STORAGE, key);
+    showStatus(await response.json());
+    newChat(); // before the page is shown: a question typed at once is not cleared after
     error.hidden = true;
     $("login").hidden = true;
     $("app").hidden = false;
-    showStatus(await response.json());
-    state.statusTimer = setInterval(refreshStatus, STATUS_EVERY_MS);
-    await refreshConversations();
-    newChat();
     $("composer").focus();
+    state.statusTimer = setInterval(refreshStatus, STATUS_EVERY_MS);
   } catch (failure) {
     state.key = null;
     sessionStorage.removeItem(KEY_STORAGE);
     error.textContent = failure.message;
     error.hidden = false;
+    return;
   }
+  await refreshConversations().catch(() => {}); // listed again after the next answer
 }
 
 function signOut(message) {
@@ -305,7 +306,7 @@ function showRouting(badge, record, pageTtftMs) {
   if (record.complexity) {
     const score = record.scores && record.scores[record.complexity];
     const judged = record.reason === "judge"
-      ? `${record.complexity} by the ${record.judge || "judge"}${score !== undefined ? ` (${score.toFixed(2)})` : ""}`
+      ? `${record.complexity} by the ${record.judge || ""} judge${score !== undefined ? ` (${score.toFixed(2)})` : ""}`
       : `${record.complexity}, routed by ${record.reason}`;
     parts.push(el("span", { "data-testid": "routing-reason", text: judged }));
   } else if (record.reason) {
