@@ -20,10 +20,12 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage
 
 from langchain_stream import ChatLocal, StreamChatModel
 from langchain_stream.config import Settings
+from langchain_stream.graph import conversation_graph
+from langchain_stream.policies.store import AnswerEntry
 from langchain_stream.server import KeyStore, create_app
 from tests.conftest import TIME_UNIT_S
 from tests.integration_tests.cloud_server import CLOUD_KEY, CloudServer
@@ -251,6 +253,70 @@ def test_a_reloaded_page_reopens_continues_and_deletes_a_conversation(
     playwright_api.expect(item).to_have_count(0)
     gone = httpx.get(f"{page_url}/v1/stream/conversations/{conversation_id}", headers=headers)
     assert gone.status_code == 404
+
+
+def test_answers_render_markdown_and_never_run_their_html(
+    page: object, page_router: StreamChatModel
+) -> None:
+    """A saved answer holding Markdown and hostile HTML, reopened: the Markdown is rendered,
+    the HTML's script and handlers are not (model output is untrusted)."""
+    hostile = (
+        "**bold** and `code`\n\n```python\nprint(1)\n```\n\n"
+        '<img src="/nowhere.png" onerror="window.pwned = 1">'
+        "<script>window.pwned = 2</script>"
+        '<a href="javascript:window.pwned = 3">link</a>'
+    )
+    conversation_graph().update_state(
+        {"configurable": {"thread_id": "hostile"}},
+        {"messages": [HumanMessage("Show me HTML."), AIMessage(hostile)]},
+    )
+    store = page_router.policy_engine().store
+    assert store is not None
+    store.record_answer(
+        AnswerEntry(
+            user=KeyStore.of(KEY).authenticate(KEY).name,  # type: ignore[union-attr]
+            conversation="hostile",
+            privacy="standard",
+            sensitive=[],
+            complexity="LOW",
+            tier="local",
+            reason="judge",
+            model="smollm2",
+            input_tokens=5,
+            output_tokens=40,
+            cost_usd=0.0,
+            cloud_equivalent_usd=None,
+            policies=[],
+            tiers_tried=[],
+        )
+    )
+    sign_in(page)
+    page.locator("[data-id='hostile']").click()  # type: ignore[attr-defined]
+    answer = page.get_by_test_id("answer").first  # type: ignore[attr-defined]
+    playwright_api.expect(answer.locator("strong")).to_have_text("bold")
+    playwright_api.expect(answer.locator("pre code")).to_have_text("print(1)")
+    playwright_api.expect(answer.locator("a")).to_have_text("link")
+    assert answer.locator("script").count() == 0
+    assert answer.locator("[onerror]").count() == 0
+    assert not (answer.locator("a").get_attribute("href") or "").startswith("javascript:")
+    page.wait_for_timeout(300)  # type: ignore[attr-defined]
+    assert page.evaluate("window.pwned") is None  # type: ignore[attr-defined]
+
+
+def test_retry_asks_again_and_copy_copies_the_answer(page: object) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])  # type: ignore[attr-defined]
+    sign_in(page)
+    page.get_by_test_id("tier-select").select_option("stream-local")  # type: ignore[attr-defined]
+    first = finished(ask(page, LOW_QUESTION))
+    text = first.locator(".markdown").inner_text()
+    first.get_by_test_id("copy").click()
+    copied = page.evaluate("navigator.clipboard.readText()")  # type: ignore[attr-defined]
+    assert copied.strip() == text.strip()
+    first.get_by_test_id("retry").click()
+    answers = page.get_by_test_id("answer")  # type: ignore[attr-defined]
+    playwright_api.expect(answers).to_have_count(1)  # the answer is replaced, not added
+    finished(answers.first)
+    playwright_api.expect(page.get_by_test_id("question")).to_have_count(1)  # type: ignore[attr-defined]
 
 
 def test_time_to_first_token_in_the_page_and_through_the_openai_client(
