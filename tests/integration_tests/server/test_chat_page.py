@@ -23,13 +23,13 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
 from langchain_stream import ChatLocal, StreamChatModel
-from langchain_stream.config import Settings
+from langchain_stream.config import Settings, get_settings
 from langchain_stream.graph import conversation_graph
 from langchain_stream.policies.store import AnswerEntry
 from langchain_stream.server import KeyStore, create_app
 from tests.conftest import TIME_UNIT_S
 from tests.integration_tests.cloud_server import CLOUD_KEY, CloudServer
-from tests.integration_tests.server.conftest import KEY, serving
+from tests.integration_tests.server.conftest import KEY, free_port, serving
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 CHROMIUM = os.environ.get("STREAM_TEST_CHROMIUM") or shutil.which("chromium")
@@ -40,6 +40,8 @@ pytestmark = pytest.mark.skipif(
 
 OTHER_KEY = "sk-other-" + "5" * 32
 LOW_QUESTION = "What is 2 + 2?"
+MEDIUM_QUESTION = "Explain in two sentences what a Python list comprehension is."
+"""Judged MEDIUM by the keyword judge: without an HPC tier, the cloud's."""
 LONG_PROMPT = "Write a very long story about a dragon, with many chapters."
 ANSWER_TOKENS = 400
 """The router's answer limit: short questions end well before it, the story does not."""
@@ -187,6 +189,39 @@ def test_institutional_privacy_keeps_a_pinned_cloud_request_local(
     answer = finished(ask(page, "Say hello."))
     playwright_api.expect(answer.get_by_test_id("routing-tier")).not_to_have_text("cloud")
     assert cloud_server.completions_received() == before
+
+
+def test_a_fallback_and_an_unreachable_tier_are_shown(
+    browser: object, local_model: ChatLocal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cloud tier that refuses connections: a MEDIUM question falls back to the local tier,
+    the badge says so, and once the cloud's breaker opens the header shows it unreachable."""
+    from langchain_openai import ChatOpenAI
+
+    monkeypatch.setenv("STREAM_BREAKER_FAILURES", "1")  # open after one failure
+    get_settings.cache_clear()
+    dead = ChatOpenAI(
+        model="gpt-4o-mini",
+        base_url=f"http://127.0.0.1:{free_port()}/v1",  # nothing listens there
+        api_key="sk-none",
+        max_retries=0,
+    )
+    router = StreamChatModel(local=local_model, cloud=dead, judge="keyword", max_tokens=64)
+    settings = Settings(rate_limit_rpm=0, rate_limit_storage="memory://")
+    with serving(create_app(router, settings=settings, keys=KeyStore.of(KEY))) as url:
+        context = browser.new_context()  # type: ignore[attr-defined]
+        page = context.new_page()
+        page.goto(url)
+        sign_in(page)
+        cloud = page.locator("[data-testid=tier-status] [data-tier=cloud]")
+        playwright_api.expect(cloud).to_have_class(re.compile(r"\bup\b"))
+        answer = finished(ask(page, MEDIUM_QUESTION))
+        playwright_api.expect(answer.get_by_test_id("routing-tier")).to_have_text("local")
+        playwright_api.expect(answer.get_by_test_id("routing-events")).to_contain_text(
+            "cloud unavailable → local"
+        )
+        playwright_api.expect(cloud).to_have_class(re.compile(r"\bdown\b"))
+        context.close()
 
 
 def test_stop_ends_the_generation_on_the_server(page: object, local_model: ChatLocal) -> None:
