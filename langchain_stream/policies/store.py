@@ -246,21 +246,44 @@ class PolicyStore:
     # --- conversations as their owner sees them ------------------------------------------------
 
     def conversations_of(self, user: str, *, limit: int = 200) -> list[dict[str, Any]]:
-        """The conversations ``user`` was answered in, the latest first: ``id``, ``updated``
-        (Unix time of the last answer) and ``answers``."""
+        """The conversations ``user`` started (whose first answer was theirs), the latest
+        first: ``id``, ``updated`` (Unix time of the last answer) and ``answers``."""
         query = (
             select(
                 ledger.c.conversation.label("id"),
                 func.max(ledger.c.ts).label("updated"),
                 func.count().label("answers"),
             )
-            .where(ledger.c.user == user, ledger.c.conversation.is_not(None))
+            .where(ledger.c.user == user, ledger.c.conversation.in_(self._started_by(user)))
             .group_by(ledger.c.conversation)
             .order_by(func.max(ledger.c.ts).desc())
             .limit(limit)
         )
         with self._engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
+
+    def conversation_owner(self, conversation_id: str) -> str | None:
+        """Who started a conversation: the user of its first answer (``None``: no answer)."""
+        query = (
+            select(ledger.c.user)
+            .where(ledger.c.conversation == conversation_id)
+            .order_by(ledger.c.id)
+            .limit(1)
+        )
+        with self._engine.connect() as conn:
+            return conn.execute(query).scalar_one_or_none()
+
+    @staticmethod
+    def _started_by(user: str) -> Any:
+        first = (
+            select(func.min(ledger.c.id).label("id"))
+            .where(ledger.c.conversation.is_not(None))
+            .group_by(ledger.c.conversation)
+            .subquery()
+        )
+        return select(ledger.c.conversation).where(
+            ledger.c.id.in_(select(first.c.id)), ledger.c.user == user
+        )
 
     def answers_in(self, user: str, conversation_id: str) -> list[dict[str, Any]]:
         """The ledger rows of ``user``'s answers in a conversation, oldest first."""

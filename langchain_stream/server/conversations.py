@@ -1,9 +1,11 @@
 """A key's conversations, as the chat page lists, reopens and deletes them.
 
 Nothing here keeps records of its own. Which conversations a key owns comes from the policy
-store's ledger (each answer names its user, the key's name, and its conversation); what a
-conversation says, and the summary compression kept of it, from the router graph's
-checkpointer, where every conversation with an id is saved (docs/design.md §5).
+store's ledger (each answer names its user, the key's name, and its conversation): a
+conversation belongs to the key of its first answer, and no other key's answers in it (the
+chat API lets any key name any conversation id) make it theirs. What a conversation says,
+and the summary compression kept of it, comes from the router graph's checkpointer, where
+every conversation with an id is saved (docs/design.md §5).
 """
 
 from __future__ import annotations
@@ -84,11 +86,9 @@ class Conversations:
         """The messages of ``owner``'s conversation (each answer with its ledger row) and its
         summary; ``None`` when ``owner`` has no such conversation."""
         store = self.store
-        if store is None:
+        if store is None or store.conversation_owner(conversation_id) != owner:
             return None
         answers = store.answers_in(owner, conversation_id)
-        if not answers:
-            return None
         messages, summary = self._messages(conversation_id)
         shown = [
             {"role": role, "content": message.text}
@@ -111,7 +111,7 @@ class Conversations:
         and its link from the ledger (whose spend stays counted). ``False`` when ``owner`` has
         no such conversation."""
         store = self.store
-        if store is None or not store.answers_in(owner, conversation_id):
+        if store is None or store.conversation_owner(conversation_id) != owner:
             return False
         checkpointer = conversation_graph().checkpointer
         if checkpointer is not None and not isinstance(checkpointer, bool):

@@ -131,6 +131,12 @@ async def test_a_key_lists_reads_and_deletes_only_its_own_conversations(
     answered(model, "alice", "mine")
     saved("theirs", HumanMessage("Hello"), AIMessage("Hi"))
     answered(model, "bob", "theirs")
+    answered(model, "bob", "mine")  # naming alice's conversation does not make it bob's
+
+    bobs = (await client.get("/v1/stream/conversations", headers=OTHER_AUTH)).json()["data"]
+    assert [c["id"] for c in bobs] == ["theirs"]
+    intruder = await client.get("/v1/stream/conversations/mine", headers=OTHER_AUTH)
+    assert intruder.status_code == 404
 
     listed = (await client.get("/v1/stream/conversations", headers=AUTH)).json()["data"]
     assert [(c["id"], c["title"], c["answers"]) for c in listed] == [("mine", "What is 2 + 2?", 2)]
@@ -153,10 +159,10 @@ async def test_a_key_lists_reads_and_deletes_only_its_own_conversations(
     assert (await client.get("/v1/stream/conversations", headers=AUTH)).json()["data"] == []
     gone = await client.get("/v1/stream/conversations/mine", headers=AUTH)
     assert gone.status_code == 404
-    # The ledger keeps all three answers (alice's two, bob's one); bob's conversation stays.
+    # The ledger keeps all four answers (alice's two, bob's two); bob's conversation stays.
     store = model.policy_engine().store
     assert store is not None
-    assert [r["requests"] for r in store.spend_by_day_and_tier() if r["tier"] == "local"] == [3]
+    assert [r["requests"] for r in store.spend_by_day_and_tier() if r["tier"] == "local"] == [4]
     assert (await client.get("/v1/stream/conversations/theirs", headers=OTHER_AUTH)).is_success
 
 
