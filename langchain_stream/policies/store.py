@@ -243,6 +243,78 @@ class PolicyStore:
         with self._engine.begin() as conn:
             conn.execute(delete(conversations).where(conversations.c.id == conversation_id))
 
+    # --- conversations as their owner sees them ------------------------------------------------
+
+    def conversations_of(self, user: str, *, limit: int = 200) -> list[dict[str, Any]]:
+        """The conversations ``user`` started (whose first answer was theirs), the latest
+        first: ``id``, ``updated`` (Unix time of the last answer) and ``answers``."""
+        query = (
+            select(
+                ledger.c.conversation.label("id"),
+                func.max(ledger.c.ts).label("updated"),
+                func.count().label("answers"),
+            )
+            .where(ledger.c.user == user, ledger.c.conversation.in_(self._started_by(user)))
+            .group_by(ledger.c.conversation)
+            .order_by(func.max(ledger.c.ts).desc())
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def conversation_owner(self, conversation_id: str) -> str | None:
+        """Who started a conversation: the user of its first answer (``None``: no answer)."""
+        query = (
+            select(ledger.c.user)
+            .where(ledger.c.conversation == conversation_id)
+            .order_by(ledger.c.id)
+            .limit(1)
+        )
+        with self._engine.connect() as conn:
+            return conn.execute(query).scalar_one_or_none()
+
+    @staticmethod
+    def _started_by(user: str) -> Any:
+        first = (
+            select(func.min(ledger.c.id).label("id"))
+            .where(ledger.c.conversation.is_not(None))
+            .group_by(ledger.c.conversation)
+            .subquery()
+        )
+        return select(ledger.c.conversation).where(
+            ledger.c.id.in_(select(first.c.id)), ledger.c.user == user
+        )
+
+    def answers_in(self, user: str, conversation_id: str) -> list[dict[str, Any]]:
+        """The ledger rows of ``user``'s answers in a conversation, oldest first."""
+        query = (
+            select(
+                ledger.c.ts,
+                ledger.c.tier,
+                ledger.c.model,
+                ledger.c.input_tokens,
+                ledger.c.output_tokens,
+                ledger.c.cost_usd,
+                ledger.c.cloud_equivalent_usd,
+            )
+            .where(ledger.c.user == user, ledger.c.conversation == conversation_id)
+            .order_by(ledger.c.id)
+        )
+        with self._engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def forget_conversation(self, conversation_id: str) -> None:
+        """Unlink a conversation from the ledger and audit log (the spend stays counted) and
+        forget its routing state."""
+        with self._engine.begin() as conn:
+            for table in (ledger, audit):
+                conn.execute(
+                    update(table)
+                    .where(table.c.conversation == conversation_id)
+                    .values(conversation=None)
+                )
+            conn.execute(delete(conversations).where(conversations.c.id == conversation_id))
+
     # --- reports -------------------------------------------------------------------------------
 
     def spend_by_day_and_tier(self) -> list[dict[str, Any]]:

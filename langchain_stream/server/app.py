@@ -7,6 +7,8 @@ Routes:
   configured tier (``stream-local``, ``stream-hpc``, ``stream-cloud``);
 - ``POST /v1/chat/completions`` — whole or streamed (SSE) answers in OpenAI's format, with
   the routing record in the ``x-stream-routing`` header and the ``routing`` field;
+- ``GET /`` — the chat page, and its data routes under ``/v1/stream/``
+  (:mod:`langchain_stream.server.chat_page`);
 - with the ``[langserve]`` extra, LangServe's ``/langserve/router/{invoke,batch,stream}``.
 """
 
@@ -31,6 +33,7 @@ from langchain_stream.failed_auth import FailedAuthCounter, FailedAuthLimit
 from langchain_stream.server import openai_schema as oa
 from langchain_stream.server.access_log import AccessLog
 from langchain_stream.server.auth import KeyStore, RateLimiter
+from langchain_stream.server.chat_page import add_chat_page
 from langchain_stream.server.convert import call_kwargs, to_langchain_messages
 from langchain_stream.server.errors import ApiError, install_error_handlers
 from langchain_stream.server.guard import Guard, api_key_of
@@ -211,6 +214,8 @@ def create_app(
         if body.stream:
             return await stream_answer(gateway.model, messages, kwargs, answer)
         return await complete_answer(gateway.model, messages, kwargs, answer, request)
+
+    add_chat_page(app, gateway)
 
     if langserve is not False:
         from langchain_stream.server.langserve_routes import add_langserve_routes

@@ -18,6 +18,9 @@ from langchain_stream.server.openai_schema import ErrorBody
 
 OPEN_PATHS = frozenset({"/healthz"})
 """Paths answered without a key (they reveal nothing)."""
+PAGE_PREFIX = "/web/"
+"""The chat page's static files, answered without a key like the page at ``/``: they hold no
+data, and every data call the page makes carries the key."""
 ANONYMOUS = "anonymous"
 """The identity rate limits count when no API key is configured."""
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -26,6 +29,11 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 def api_key_of(scope: Scope) -> ApiKey | None:
     """The key the Guard matched for this request (``None`` without authentication)."""
     return scope.get("state", {}).get("api_key")
+
+
+def is_page_path(path: str) -> bool:
+    """Whether ``path`` is the chat page or one of its static files."""
+    return path == "/" or path.startswith(PAGE_PREFIX)
 
 
 def _client_address(scope: Scope) -> str:
@@ -78,7 +86,7 @@ class Guard:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or is_page_path(scope["path"]):
             await self.app(scope, receive, send)
             return
         key: ApiKey | None = None
