@@ -5,7 +5,7 @@ store's ledger (each answer names its user, the key's name, and its conversation
 conversation belongs to the key of its first answer, and no other key's answers in it (the
 chat API lets any key name any conversation id) make it theirs. What a conversation says,
 and the summary compression kept of it, comes from the router graph's checkpointer, where
-every conversation with an id is saved (docs/design.md §5).
+every conversation with an id is saved (docs/design.md#context).
 """
 
 from __future__ import annotations
