@@ -256,7 +256,13 @@ class ConsumerClient:
             return timeout_s, "first-token"
         if self._failover is None:
             return self._idle_timeout_s, "idle"
-        progress_s = max(self._last_frame_at + self._failover.progress_timeout_s - now, 0.0)
+        # On a relay just failed over to, give the producer time to notice and come too.
+        limit_s = (
+            self._failover.resume_timeout_s
+            if self._gap_from is not None
+            else self._failover.progress_timeout_s
+        )
+        progress_s = max(self._last_frame_at + limit_s - now, 0.0)
         ack_s = self._acks.due_in(now)
         if ack_s is not None and ack_s < progress_s:
             return ack_s, "ack"

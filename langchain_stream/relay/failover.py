@@ -44,6 +44,10 @@ class FailoverLimits:
     progress_timeout_s: float = 3.0
     """Once a frame arrived, the consumer fails over after this long without one."""
 
+    resume_timeout_s: float = 5.0
+    """On a relay just failed over to, how long each side waits for the other before moving on:
+    longer than the other side's detection, so the two do not chase each other."""
+
     ping_interval_s: float | None = 1.0
     """WebSocket ping interval on each data connection (``None``: no pings)."""
 
@@ -63,6 +67,10 @@ class FailoverLimits:
                 raise ConfigurationError(f"failover {spec.name} must be positive, not {value!r}")
         if self.heartbeat_s >= self.progress_timeout_s:
             raise ConfigurationError("failover heartbeat_s must be below progress_timeout_s")
+        if self.resume_timeout_s < max(self.progress_timeout_s, self.ack_timeout_s):
+            raise ConfigurationError(
+                "failover resume_timeout_s must be at least progress_timeout_s and ack_timeout_s"
+            )
         if self.ack_interval_s >= self.ack_timeout_s:
             raise ConfigurationError("failover ack_interval_s must be below ack_timeout_s")
 
@@ -84,6 +92,7 @@ class ResendWindow:
         self._next_seq = 0
         self._acked = 0
         self._progress_at = 0.0
+        self._resumed = False
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -142,19 +151,25 @@ class ResendWindow:
         while self._frames and self._frames[0][0] < next_seq:
             self._bytes -= len(self._frames.popleft()[1])
             dropped += 1
-        if next_seq > self._acked:
-            self._acked = next_seq
+        if next_seq > self._acked or self._resumed:
+            self._acked = max(self._acked, next_seq)
             self._progress_at = now
+            self._resumed = False
         return dropped
 
     def resend(self, now: float) -> list[bytes]:
-        """The frames to send again on a new relay, oldest first; the ACK clock restarts."""
+        """The frames to send again on a new relay, oldest first; the ACK clock restarts, with
+        ``resume_timeout_s`` for the consumer to arrive there."""
         self._progress_at = now
+        self._resumed = True
         return [frame for _, frame in self._frames]
 
     def stalled(self, now: float) -> bool:
-        """Whether frames wait and no ACK came for ``ack_timeout_s``: the relay is stuck."""
-        return bool(self._frames) and now - self._progress_at > self._limits.ack_timeout_s
+        """Whether frames wait and no ACK came for ``ack_timeout_s`` (``resume_timeout_s`` on a
+        relay just failed over to, until the first ACK there): the relay is stuck."""
+        limits = self._limits
+        timeout_s = limits.resume_timeout_s if self._resumed else limits.ack_timeout_s
+        return bool(self._frames) and now - self._progress_at > timeout_s
 
 
 class AckSchedule:

@@ -38,6 +38,7 @@ pytestmark = pytest.mark.timeout(90)
 FAST = FailoverLimits(
     heartbeat_s=UNIT_S,
     progress_timeout_s=3 * UNIT_S,
+    resume_timeout_s=6 * UNIT_S,
     ack_interval_s=UNIT_S / 5,
     ack_timeout_s=2 * UNIT_S,
     ping_interval_s=UNIT_S,
@@ -179,6 +180,7 @@ async def test_stalled_relay_is_noticed_by_progress_and_ack_timeouts(relay_set: 
     quiet = FailoverLimits(
         heartbeat_s=UNIT_S,
         progress_timeout_s=2 * UNIT_S,
+        resume_timeout_s=4 * UNIT_S,
         ack_interval_s=UNIT_S / 5,
         ack_timeout_s=2 * UNIT_S,
         ping_interval_s=None,

@@ -140,8 +140,12 @@ def test_window_stall_detection() -> None:
     window.ack(1, now=12.2)  # progress restarts the clock
     assert not window.stalled(14.0)
     assert window.stalled(14.3)
-    window.resend(now=15.0)  # a new relay: the clock restarts too
-    assert not window.stalled(16.9)
+    window.resend(now=15.0)  # a new relay: the consumer has resume_timeout_s to come
+    assert not window.stalled(19.9)
+    assert window.stalled(20.1)
+    window.ack(1, now=20.0)  # it came: back to the ACK timeout
+    assert not window.stalled(21.9)
+    assert window.stalled(22.1)
 
 
 # ---------------------------------------------------------------------------- consumer side
@@ -269,6 +273,8 @@ def test_ack_schedule() -> None:
 def test_limits_are_checked() -> None:
     with pytest.raises(ConfigurationError, match="max_unacked_frames must be positive"):
         FailoverLimits(max_unacked_frames=0)
+    with pytest.raises(ConfigurationError, match="resume_timeout_s must be at least"):
+        FailoverLimits(resume_timeout_s=1.0)
     with pytest.raises(ConfigurationError, match="heartbeat_s must be below"):
         FailoverLimits(heartbeat_s=5.0, progress_timeout_s=3.0)
     assert FailoverLimits(ping_interval_s=None).ping_interval_s is None

@@ -1,0 +1,307 @@
+"""``stream bench relay --relays 3 --kill-every S``: answers streaming through relays that die.
+
+Three relay processes (this package's relay), each on its own loopback address (127.0.0.2, .3,
+.4: distinct hosts for the rendezvous order; network namespaces would need privileges the bench
+does not assume), share one token secret. ``streams`` concurrent streams of ``tokens`` tokens at
+``rate`` tokens/s run through them while, every ``kill_every_s`` seconds, one relay is killed
+with SIGKILL and restarted on the same address, and once one relay is partitioned: stopped with
+SIGSTOP for ``partition_s`` so that its connections stay open and drop everything, without a
+refusal, then resumed. Every token is numbered, so the consumer side counts what was lost,
+duplicated or reordered; each failover's gap is the time from the last frame on the lost relay
+to the first new frame on the next one [RP §13].
+
+Run it with failover on and off (``--no-failover``) to compare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import secrets
+import signal
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from langchain_stream.bench.stats import machine
+from langchain_stream.errors import ConfigurationError, RelayError
+from langchain_stream.hpc.local_endpoint import RelayProcess
+from langchain_stream.relay import (
+    AsyncProducerClient,
+    ConsumerClient,
+    mint_channel_tokens,
+    new_channel_id,
+    new_channel_key,
+)
+from langchain_stream.relay.failover import FailoverLimits
+
+HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+
+BENCH_FAILOVER = FailoverLimits(
+    heartbeat_s=0.2,
+    progress_timeout_s=0.6,
+    resume_timeout_s=2.0,
+    ack_interval_s=0.2,
+    ack_timeout_s=0.8,
+    ping_interval_s=1.0,
+    ping_timeout_s=1.0,
+)
+"""Detection tuned for answers that stream (20 tokens/s): a stream silent for 0.6 s, or frames
+unacknowledged for 0.8 s, is a stall; pings (1 s) only watch idle connections, so a busy machine's
+late pong does not move a healthy stream."""
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class _Relays:
+    """The relay set: start, kill and restart, stop and resume, by loopback address."""
+
+    def __init__(self, count: int, secret: str) -> None:
+        if not 2 <= count <= len(HOSTS):
+            raise ConfigurationError(f"--relays must be between 2 and {len(HOSTS)}")
+        self.secret = secret
+        self.procs = [
+            RelayProcess(secret, host=h, port=_free_port(h), max_channels_per_client=None)
+            for h in HOSTS[:count]
+        ]
+        for relay in self.procs:
+            relay.start()
+
+    @property
+    def urls(self) -> list[str]:
+        return [relay.url for relay in self.procs]
+
+    def kill_and_restart(self, i: int, down_s: float) -> None:
+        dead = self.procs[i]
+        dead.kill()
+        time.sleep(down_s)
+        relay = RelayProcess(
+            self.secret, host=dead.host, port=dead.port, max_channels_per_client=None
+        )
+        relay.start()
+        self.procs[i] = relay
+
+    def partition(self, i: int, duration_s: float) -> None:
+        pid = self.procs[i].pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(duration_s)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    def close(self) -> None:
+        for relay in self.procs:
+            with contextlib.suppress(Exception):
+                relay.kill()
+
+
+@dataclass
+class _Outcome:
+    received: list[int] = field(default_factory=list)
+    gaps_s: list[float] = field(default_factory=list)
+    error: str | None = None
+    failovers: int = 0
+    resent: int = 0
+    window_bytes_max: int = 0
+
+
+async def _stream(
+    urls: list[str],
+    secret: str,
+    tokens: int,
+    rate: float,
+    failover: FailoverLimits | None,
+    timeline: list[float],
+) -> _Outcome:
+    cid, key = new_channel_id(), new_channel_key()
+    pair = mint_channel_tokens(secret, cid)
+    out = _Outcome()
+    producer = AsyncProducerClient(urls, cid, pair.producer, key, failover=failover)
+    consumer = ConsumerClient(
+        urls,
+        cid,
+        pair.consumer,
+        key,
+        first_token_timeout_s=30,
+        idle_timeout_s=10,
+        failover=failover,
+    )
+
+    async def produce() -> None:
+        await producer.connect()
+        start = time.monotonic()
+        for i in range(tokens):
+            if producer.cancelled:
+                return
+            producer.send(f"{i} ")
+            out.window_bytes_max = max(out.window_bytes_max, producer.unacked_bytes)
+            await asyncio.sleep(max(start + (i + 1) / rate - time.monotonic(), 0.0))
+        await producer.finish()
+
+    try:
+        await consumer.connect()
+        task = asyncio.create_task(produce())
+        try:
+            async for token in consumer:
+                out.received.append(int(token))
+                timeline.append(time.monotonic())
+        finally:
+            await consumer.close()
+            with contextlib.suppress(RelayError, TimeoutError):
+                await asyncio.wait_for(task, 10)
+            if not task.done():
+                task.cancel()
+    except RelayError as exc:
+        out.error = f"{type(exc).__name__}: {exc}"
+    with contextlib.suppress(RelayError):
+        await producer.close()
+    out.gaps_s = consumer.failover_gaps_s
+    out.failovers = consumer.failovers
+    out.resent = producer.resent_frames
+    return out
+
+
+async def _faults(
+    relays: _Relays, kill_every_s: float, kills: int, partition_s: float, log: list[dict[str, Any]]
+) -> None:
+    """Kill one relay every ``kill_every_s`` (restarting it in the background: a spawn takes
+    a while), then partition the next one."""
+    t0 = time.monotonic()
+    n = len(relays.procs)
+    pending = []
+    for k in range(kills + 1):
+        await asyncio.sleep(max(t0 + (k + 1) * kill_every_s - time.monotonic(), 0.0))
+        kind = "kill" if k < kills else "partition"
+        log.append({"at_s": round(time.monotonic() - t0, 3), "fault": kind, "relay": k % n})
+        if kind == "kill":
+            job = asyncio.to_thread(relays.kill_and_restart, k % n, 0.2)
+        else:
+            job = asyncio.to_thread(relays.partition, k % n, partition_s)
+        pending.append(asyncio.create_task(job))
+    await asyncio.gather(*pending)
+
+
+def _count(received: list[int], tokens: int) -> tuple[int, int, int]:
+    """(lost, duplicated, reordered) of one stream's received token numbers."""
+    unique = set(received)
+    lost = tokens - len(unique & set(range(tokens)))
+    duplicated = len(received) - len(unique)
+    reordered = sum(1 for a, b in itertools.pairwise(received) if b < a)
+    return lost, duplicated, reordered
+
+
+def _ms(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    data = sorted(values)
+
+    def at(q: float) -> float:
+        return round(1000 * data[min(int(q * len(data)), len(data) - 1)], 1)
+
+    return {"p50": at(0.5), "p99": at(0.99), "max": round(1000 * data[-1], 1)}
+
+
+async def _run(
+    streams: int,
+    tokens: int,
+    rate: float,
+    relays_n: int,
+    kill_every_s: float,
+    kills: int,
+    partition_s: float,
+    failover: bool,
+) -> dict[str, Any]:
+    secret = secrets.token_hex(32)
+    relays = await asyncio.to_thread(_Relays, relays_n, secret)
+    limits = BENCH_FAILOVER if failover else None
+    timeline: list[float] = []
+    faults: list[dict[str, Any]] = []
+    try:
+        t0 = time.monotonic()
+        injector = asyncio.create_task(_faults(relays, kill_every_s, kills, partition_s, faults))
+        outcomes = await asyncio.gather(
+            *(_stream(relays.urls, secret, tokens, rate, limits, timeline) for _ in range(streams))
+        )
+        with contextlib.suppress(Exception):
+            await injector
+        elapsed = time.monotonic() - t0
+    finally:
+        await asyncio.to_thread(relays.close)
+    lost = duplicated = reordered = 0
+    for out in outcomes:
+        counts = _count(out.received, tokens)
+        lost, duplicated, reordered = (
+            lost + counts[0],
+            duplicated + counts[1],
+            reordered + counts[2],
+        )
+    gaps = [g for out in outcomes for g in out.gaps_s]
+    buckets = [0] * (int(elapsed * 2) + 1)
+    for t in timeline:
+        buckets[min(int((t - t0) * 2), len(buckets) - 1)] += 1
+    errors = sorted({out.error.split(":")[0] for out in outcomes if out.error})
+    return {
+        "failover": failover,
+        "streams": streams,
+        "tokens": streams * tokens,
+        "received": sum(len(out.received) for out in outcomes),
+        "lost": lost,
+        "duplicated": duplicated,
+        "reordered": reordered,
+        "relay_kills": sum(1 for f in faults if f["fault"] == "kill"),
+        "partitions": sum(1 for f in faults if f["fault"] == "partition"),
+        "failover_gap_ms": _ms(gaps),
+        "failovers": sum(out.failovers for out in outcomes),
+        "failed_streams": sum(1 for out in outcomes if out.error),
+        "errors": errors,
+        "resent_frames": sum(out.resent for out in outcomes),
+        "resend_window_bytes_max": max((out.window_bytes_max for out in outcomes), default=0),
+        "faults": faults,
+        "tokens_per_s_by_half_second": [2 * b for b in buckets],
+        "elapsed_s": round(elapsed, 2),
+        "config": {
+            "relays": relays_n,
+            "rate": rate,
+            "tokens_per_stream": tokens,
+            "kill_every_s": kill_every_s,
+            "partition_s": partition_s,
+            "limits": asdict(BENCH_FAILOVER) if failover else None,
+        },
+        "machine": machine(),
+    }
+
+
+def run_failover_bench(
+    *,
+    streams: int = 50,
+    tokens: int = 300,
+    rate: float = 20.0,
+    relays: int = 3,
+    kill_every_s: float = 3.0,
+    kills: int = 3,
+    partition_s: float = 2.0,
+    failover: bool = True,
+) -> dict[str, Any]:
+    """Run the failover bench once; see the module docstring. Returns the JSON result.
+
+    The faults must fall inside the streams' lifetime (``tokens / rate`` seconds): with the
+    defaults, kills at 3, 6 and 9 s and the partition at 12 s of 15-second answers.
+    """
+    if (kills + 1) * kill_every_s + partition_s > tokens / rate:
+        raise ConfigurationError(
+            "the faults would outlast the streams: raise --tokens or lower --kill-every"
+        )
+    return asyncio.run(
+        _run(streams, tokens, rate, relays, kill_every_s, kills, partition_s, failover)
+    )
+
+
+__all__ = ["BENCH_FAILOVER", "run_failover_bench"]
