@@ -461,6 +461,7 @@ def bench_relay(
                 kills=kills,
                 partition_s=partition_s,
                 failover=failover,
+                generators=generators,
             )
         except ConfigurationError as exc:
             raise typer.BadParameter(str(exc)) from None

@@ -16,19 +16,22 @@ Run it with failover on and off (``--no-failover``) to compare.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
-import os
+import multiprocessing
 import secrets
 import signal
 import socket
+import subprocess
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from langchain_stream.bench.stats import machine
-from langchain_stream.errors import ConfigurationError, RelayError
-from langchain_stream.hpc.local_endpoint import RelayProcess
+from langchain_stream.errors import ConfigurationError, RelayError, RelayUnavailableError
 from langchain_stream.relay import (
     AsyncProducerClient,
     ConsumerClient,
@@ -41,16 +44,16 @@ from langchain_stream.relay.failover import FailoverLimits
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 
 BENCH_FAILOVER = FailoverLimits(
-    heartbeat_s=0.2,
-    progress_timeout_s=0.6,
-    resume_timeout_s=2.0,
-    ack_interval_s=0.2,
-    ack_timeout_s=0.8,
+    heartbeat_s=0.15,
+    progress_timeout_s=0.5,
+    resume_timeout_s=3.0,
+    ack_interval_s=0.15,
+    ack_timeout_s=0.5,
     ping_interval_s=1.0,
     ping_timeout_s=1.0,
 )
-"""Detection tuned for answers that stream (20 tokens/s): a stream silent for 0.6 s, or frames
-unacknowledged for 0.8 s, is a stall; pings (1 s) only watch idle connections, so a busy machine's
+"""Detection tuned for answers that stream (20 tokens/s): a stream silent for 0.5 s, or frames
+unacknowledged for 0.5 s, is a stall; pings (1 s) only watch idle connections, so a busy machine's
 late pong does not move a healthy stream."""
 
 
@@ -60,17 +63,61 @@ def _free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
+# A relay as ``stream relay`` runs one, with the per-client limits off (all load comes from
+# one address); the fewest imports, so that a restart is quick.
+_RELAY_MAIN = (
+    "import sys\n"
+    "from langchain_stream.relay.limits import RelayLimits\n"
+    "from langchain_stream.relay.server import run_relay\n"
+    "run_relay(sys.argv[1], int(sys.argv[2]), sys.argv[3].encode(),"
+    " limits=RelayLimits(max_channels_per_client=None))\n"
+)
+
+
+class _Relay:
+    """One relay process on its own loopback address, restartable on the same port."""
+
+    def __init__(self, host: str, secret: str) -> None:
+        self.host, self.port, self._secret = host, _free_port(host), secret
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _RELAY_MAIN, self.host, str(self.port), self._secret],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection((self.host, self.port), 1):
+                return
+            if self._proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RelayUnavailableError(f"relay {self.url} did not start")
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(sig)
+
+    def kill(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+
+
 class _Relays:
     """The relay set: start, kill and restart, stop and resume, by loopback address."""
 
     def __init__(self, count: int, secret: str) -> None:
         if not 2 <= count <= len(HOSTS):
             raise ConfigurationError(f"--relays must be between 2 and {len(HOSTS)}")
-        self.secret = secret
-        self.procs = [
-            RelayProcess(secret, host=h, port=_free_port(h), max_channels_per_client=None)
-            for h in HOSTS[:count]
-        ]
+        self.procs = [_Relay(h, secret) for h in HOSTS[:count]]
+        self.down: set[int] = set()
         for relay in self.procs:
             relay.start()
 
@@ -79,33 +126,31 @@ class _Relays:
         return [relay.url for relay in self.procs]
 
     def kill_and_restart(self, i: int, down_s: float) -> None:
-        dead = self.procs[i]
-        dead.kill()
-        time.sleep(down_s)
-        relay = RelayProcess(
-            self.secret, host=dead.host, port=dead.port, max_channels_per_client=None
-        )
-        relay.start()
-        self.procs[i] = relay
+        self.down.add(i)
+        try:
+            self.procs[i].kill()
+            time.sleep(down_s)
+            self.procs[i].start()
+        finally:
+            self.down.discard(i)
 
     def partition(self, i: int, duration_s: float) -> None:
-        pid = self.procs[i].pid
-        assert pid is not None
-        os.kill(pid, signal.SIGSTOP)
+        self.procs[i].signal(signal.SIGSTOP)
         try:
             time.sleep(duration_s)
         finally:
-            os.kill(pid, signal.SIGCONT)
+            self.procs[i].signal(signal.SIGCONT)
 
     def close(self) -> None:
         for relay in self.procs:
-            with contextlib.suppress(Exception):
-                relay.kill()
+            relay.signal(signal.SIGCONT)
+            relay.kill()
 
 
 @dataclass
 class _Outcome:
     received: list[int] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)
     gaps_s: list[float] = field(default_factory=list)
     error: str | None = None
     failovers: int = 0
@@ -119,7 +164,6 @@ async def _stream(
     tokens: int,
     rate: float,
     failover: FailoverLimits | None,
-    timeline: list[float],
 ) -> _Outcome:
     cid, key = new_channel_id(), new_channel_key()
     pair = mint_channel_tokens(secret, cid)
@@ -152,7 +196,7 @@ async def _stream(
         try:
             async for token in consumer:
                 out.received.append(int(token))
-                timeline.append(time.monotonic())
+                out.arrivals.append(time.monotonic())
         finally:
             await consumer.close()
             with contextlib.suppress(RelayError, TimeoutError):
@@ -172,17 +216,27 @@ async def _stream(
 async def _faults(
     relays: _Relays, kill_every_s: float, kills: int, partition_s: float, log: list[dict[str, Any]]
 ) -> None:
-    """Kill one relay every ``kill_every_s`` (restarting it in the background: a spawn takes
-    a while), then partition the next one."""
+    """Kill one relay every ``kill_every_s`` (restarting it in the background), then partition
+    the next one. Like a rolling restart, no fault starts while a killed relay is still coming
+    back: the set keeps all relays but one up."""
     t0 = time.monotonic()
     n = len(relays.procs)
     pending = []
     for k in range(kills + 1):
         await asyncio.sleep(max(t0 + (k + 1) * kill_every_s - time.monotonic(), 0.0))
+        while relays.down:  # noqa: ASYNC110 - set by a thread; polled a few times per fault
+            await asyncio.sleep(0.05)
         kind = "kill" if k < kills else "partition"
         log.append({"at_s": round(time.monotonic() - t0, 3), "fault": kind, "relay": k % n})
         if kind == "kill":
             job = asyncio.to_thread(relays.kill_and_restart, k % n, 0.2)
+            entry = log[-1]
+
+            async def restart(job: Any = job, entry: dict[str, Any] = entry) -> None:
+                await job
+                entry["back_at_s"] = round(time.monotonic() - t0, 3)
+
+            job = restart()
         else:
             job = asyncio.to_thread(relays.partition, k % n, partition_s)
         pending.append(asyncio.create_task(job))
@@ -209,6 +263,26 @@ def _ms(values: list[float]) -> dict[str, float]:
     return {"p50": at(0.5), "p99": at(0.99), "max": round(1000 * data[-1], 1)}
 
 
+def _generate(
+    urls: list[str],
+    secret: str,
+    streams: int,
+    tokens: int,
+    rate: float,
+    failover: FailoverLimits | None,
+) -> list[_Outcome]:
+    """One load-generator process: ``streams`` concurrent streams on its own event loop."""
+
+    async def main() -> list[_Outcome]:
+        return list(
+            await asyncio.gather(
+                *(_stream(urls, secret, tokens, rate, failover) for _ in range(streams))
+            )
+        )
+
+    return asyncio.run(main())
+
+
 async def _run(
     streams: int,
     tokens: int,
@@ -218,23 +292,35 @@ async def _run(
     kills: int,
     partition_s: float,
     failover: bool,
+    generators: int,
 ) -> dict[str, Any]:
     secret = secrets.token_hex(32)
     relays = await asyncio.to_thread(_Relays, relays_n, secret)
     limits = BENCH_FAILOVER if failover else None
-    timeline: list[float] = []
     faults: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    shares = [streams // generators + (i < streams % generators) for i in range(generators)]
+    pool = ProcessPoolExecutor(generators, mp_context=multiprocessing.get_context("spawn"))
     try:
+        # Warm the generator processes (imports) before the clock starts.
+        await asyncio.gather(*(loop.run_in_executor(pool, time.sleep, 0) for _ in shares))
         t0 = time.monotonic()
         injector = asyncio.create_task(_faults(relays, kill_every_s, kills, partition_s, faults))
-        outcomes = await asyncio.gather(
-            *(_stream(relays.urls, secret, tokens, rate, limits, timeline) for _ in range(streams))
+        batches = await asyncio.gather(
+            *(
+                loop.run_in_executor(pool, _generate, relays.urls, secret, n, tokens, rate, limits)
+                for n in shares
+                if n
+            )
         )
+        outcomes = [out for batch in batches for out in batch]
         with contextlib.suppress(Exception):
             await injector
         elapsed = time.monotonic() - t0
     finally:
+        pool.shutdown()
         await asyncio.to_thread(relays.close)
+    timeline = [t for out in outcomes for t in out.arrivals]
     lost = duplicated = reordered = 0
     for out in outcomes:
         counts = _count(out.received, tokens)
@@ -247,7 +333,7 @@ async def _run(
     buckets = [0] * (int(elapsed * 2) + 1)
     for t in timeline:
         buckets[min(int((t - t0) * 2), len(buckets) - 1)] += 1
-    errors = sorted({out.error.split(":")[0] for out in outcomes if out.error})
+    errors = sorted({out.error for out in outcomes if out.error})[:5]
     return {
         "failover": failover,
         "streams": streams,
@@ -260,6 +346,10 @@ async def _run(
         "partitions": sum(1 for f in faults if f["fault"] == "partition"),
         "failover_gap_ms": _ms(gaps),
         "failovers": sum(out.failovers for out in outcomes),
+        "streams_by_failovers": dict(
+            sorted(collections.Counter(out.failovers for out in outcomes).items())
+        ),
+        "gaps_ms": sorted(round(1000 * g) for g in gaps),
         "failed_streams": sum(1 for out in outcomes if out.error),
         "errors": errors,
         "resent_frames": sum(out.resent for out in outcomes),
@@ -273,6 +363,7 @@ async def _run(
             "tokens_per_stream": tokens,
             "kill_every_s": kill_every_s,
             "partition_s": partition_s,
+            "generators": generators,
             "limits": asdict(BENCH_FAILOVER) if failover else None,
         },
         "machine": machine(),
@@ -289,6 +380,7 @@ def run_failover_bench(
     kills: int = 3,
     partition_s: float = 2.0,
     failover: bool = True,
+    generators: int = 2,
 ) -> dict[str, Any]:
     """Run the failover bench once; see the module docstring. Returns the JSON result.
 
@@ -300,7 +392,7 @@ def run_failover_bench(
             "the faults would outlast the streams: raise --tokens or lower --kill-every"
         )
     return asyncio.run(
-        _run(streams, tokens, rate, relays, kill_every_s, kills, partition_s, failover)
+        _run(streams, tokens, rate, relays, kill_every_s, kills, partition_s, failover, generators)
     )
 
 

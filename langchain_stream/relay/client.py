@@ -48,9 +48,9 @@ from langchain_stream.relay.routing import (
     channel_url,
     closed_error,
     dial,
-    failover_order,
     may_fail_over,
     pick_relays,
+    redial,
 )
 
 logger = logging.getLogger("langchain_stream.relay.client")
@@ -119,7 +119,6 @@ class ConsumerClient:
         self._idle_timeout_s = idle_timeout_s
         self._open_timeout_s = open_timeout_s
         self._max_frame_bytes = max_frame_bytes
-        self._keepalive = failover
         # With one relay there is nowhere to go: its ending is the channel's.
         self._failover = failover if len(pick_relays(relay_urls, channel_id)) > 1 else None
         self._opener = ChannelOpener(key, channel_id, max_frame_bytes=max_frame_bytes)
@@ -157,9 +156,9 @@ class ConsumerClient:
             "open_timeout_s": self._open_timeout_s,
             "max_frame_bytes": self._max_frame_bytes,
         }
-        if self._keepalive is not None:
-            options["ping_interval_s"] = self._keepalive.ping_interval_s
-            options["ping_timeout_s"] = self._keepalive.ping_timeout_s
+        if self._failover is not None:
+            options["ping_interval_s"] = self._failover.ping_interval_s
+            options["ping_timeout_s"] = self._failover.ping_timeout_s
         return options
 
     async def connect(self) -> None:
@@ -324,12 +323,13 @@ class ConsumerClient:
             task.add_done_callback(self._closing.discard)
         logger.info("channel %s: relay %s lost, failing over", self.channel_id[:8], lost)
         self._ws = None
-        self._ws, self.relay_url = await dial(
+        self._ws, self.relay_url = await redial(
             self._urls,
             self.channel_id,
             "consumer",
             self._token,
-            order=failover_order(self._urls, self.channel_id, lost),
+            lost=lost,
+            within_s=self._failover.resume_timeout_s,
             **self._dial_options(),
         )
         self._opener.resync()

@@ -42,9 +42,9 @@ from langchain_stream.relay.routing import (
     DEFAULT_OPEN_TIMEOUT_S,
     closed_error,
     dial,
-    failover_order,
     may_fail_over,
     pick_relays,
+    redial,
 )
 
 logger = logging.getLogger("langchain_stream.relay.producer")
@@ -113,7 +113,6 @@ class AsyncProducerClient:
         self._open_timeout_s = open_timeout_s
         self._max_frame_bytes = max_frame_bytes
         self._on_cancel = on_cancel
-        self._keepalive = failover
         # With one relay there is nowhere to go: its ending is the channel's.
         self._failover = failover if len(pick_relays(relay_urls, channel_id)) > 1 else None
         self._window = ResendWindow(failover) if self._failover is not None else None
@@ -164,9 +163,9 @@ class AsyncProducerClient:
             "open_timeout_s": self._open_timeout_s,
             "max_frame_bytes": self._max_frame_bytes,
         }
-        if self._keepalive is not None:
-            options["ping_interval_s"] = self._keepalive.ping_interval_s
-            options["ping_timeout_s"] = self._keepalive.ping_timeout_s
+        if self._failover is not None:
+            options["ping_interval_s"] = self._failover.ping_interval_s
+            options["ping_timeout_s"] = self._failover.ping_timeout_s
         return options
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -293,12 +292,13 @@ class AsyncProducerClient:
                 lost = self.relay_url
                 logger.info("channel %s: relay %s lost, failing over", self.channel_id[:8], lost)
                 self._spawn(lost_ws.close())  # a stopped relay may never answer: do not wait
-                ws, self.relay_url = await dial(
+                ws, self.relay_url = await redial(
                     self._urls,
                     self.channel_id,
                     "producer",
                     self._token,
-                    order=failover_order(self._urls, self.channel_id, lost),
+                    lost=lost,
+                    within_s=self._failover.resume_timeout_s,
                     **self._dial_options(),
                 )
                 self._ws = ws
@@ -314,7 +314,8 @@ class AsyncProducerClient:
 
     async def _receive_loop(self, ws: ClientConnection) -> None:
         window = self._window
-        check_s = self._failover.ack_timeout_s / 2 if self._failover is not None else None
+        # Look for a stall four times per ACK timeout: noticed within 1.25 of it.
+        check_s = self._failover.ack_timeout_s / 4 if self._failover is not None else None
         loop = asyncio.get_running_loop()
         try:
             while True:
@@ -344,6 +345,7 @@ class AsyncProducerClient:
             if exc.rcvd is not None and exc.rcvd.code == CloseCode.CONSUMER_GONE:
                 self._consumer_left = True
             self._lose(closed_error(exc, self.channel_id))
+            return
         except RelayError as exc:
             # A bad frame from the consumer side means someone tampers: stop, fail closed.
             logger.warning(

@@ -10,6 +10,7 @@ opening handshake [RP §8].
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -202,9 +203,54 @@ async def dial(
                 logger.info("channel %s: failed over to %s (%s)", channel_id[:8], base, failures)
             return ws, base
     raise RelayUnavailableError(
-        f"no relay reachable for {role} of channel {channel_id[:8]}: " + "; ".join(failures),
+        f"no relay reachable for {role} of channel {channel_id[:8]}: "
+        + ("; ".join(failures) or "no other relay"),
         channel_id=channel_id,
     )
+
+
+async def redial(
+    urls: str | Sequence[str],
+    channel_id: str,
+    role: Role,
+    token: str,
+    *,
+    lost: str | None,
+    within_s: float,
+    open_timeout_s: float | None,
+    max_frame_bytes: int | None,
+    ping_interval_s: float | None,
+    ping_timeout_s: float | None,
+) -> tuple[ClientConnection, str]:
+    """Resume a channel after ``lost`` failed: dial :func:`failover_order` again and again (a
+    relay being restarted comes back) until one accepts or ``within_s`` passes [RP §13.4].
+
+    Raises:
+        RelayUnavailableError: No relay took the channel in time.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    pause_s = 0.05
+    while True:
+        left_s = deadline - loop.time()
+        try:
+            return await dial(
+                urls,
+                channel_id,
+                role,
+                token,
+                # A stopped relay accepts TCP and never answers: do not wait on it for long.
+                open_timeout_s=min(open_timeout_s or math.inf, max(left_s, 0.05)),
+                max_frame_bytes=max_frame_bytes,
+                ping_interval_s=ping_interval_s,
+                ping_timeout_s=ping_timeout_s,
+                order=failover_order(urls, channel_id, lost),
+            )
+        except RelayUnavailableError:
+            if loop.time() + pause_s >= deadline:
+                raise
+        await asyncio.sleep(pause_s)
+        pause_s = min(2 * pause_s, 0.5)
 
 
 __all__ = [
@@ -216,5 +262,6 @@ __all__ = [
     "failover_order",
     "may_fail_over",
     "pick_relays",
+    "redial",
     "refused_error",
 ]
