@@ -414,7 +414,7 @@ def bench_relay(
     rate: Annotated[float, typer.Option(help="Tokens per second of each paced stream.")] = 20.0,
     tokens: Annotated[
         int | None,
-        typer.Option(help="Tokens per paced stream (default 60; with --kill-every, 300)."),
+        typer.Option(help="Tokens per paced stream (default 60; with --kill-every, 500)."),
     ] = None,
     saturation_streams: Annotated[int, typer.Option(help="Streams in the saturation phase.")] = 50,
     saturation_tokens: Annotated[
@@ -454,7 +454,7 @@ def bench_relay(
         try:
             outcome = run_failover_bench(
                 streams=streams,
-                tokens=tokens or 300,
+                tokens=tokens or 500,
                 rate=rate,
                 relays=relays,
                 kill_every_s=kill_every,
