@@ -438,6 +438,9 @@ def bench_relay(
     failover: Annotated[
         bool, typer.Option(help="With --kill-every: mid-stream failover on or off.")
     ] = True,
+    plot: Annotated[
+        Path | None, typer.Option(help="With --kill-every: draw tokens/s over time to this PNG.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
 ) -> None:
     """The relay against streamrelay: hop latency, loss, order, and relay CPU per token.
@@ -465,6 +468,10 @@ def bench_relay(
             )
         except ConfigurationError as exc:
             raise typer.BadParameter(str(exc)) from None
+        if plot is not None:
+            from langchain_stream.bench.relay_failover import plot_failover
+
+            plot_failover(outcome, str(plot))
         _report(outcome, as_json)
         return
     from langchain_stream.bench.relay import run_relay_bench

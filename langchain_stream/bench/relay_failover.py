@@ -282,6 +282,10 @@ def _ms(values: list[float]) -> dict[str, float]:
     return {"p50": at(0.5), "p99": at(0.99), "max": round(1000 * data[-1], 1)}
 
 
+def _warm() -> None:
+    """Nothing: running it in a generator process imports this module and the clients."""
+
+
 def _generate(
     urls: list[str],
     secret: str,
@@ -321,8 +325,8 @@ async def _run(
     shares = [streams // generators + (i < streams % generators) for i in range(generators)]
     pool = ProcessPoolExecutor(generators, mp_context=multiprocessing.get_context("spawn"))
     try:
-        # Warm the generator processes (imports) before the clock starts.
-        await asyncio.gather(*(loop.run_in_executor(pool, time.sleep, 0) for _ in shares))
+        # Warm the generator processes (this module and the clients load) before the clock.
+        await asyncio.gather(*(loop.run_in_executor(pool, _warm) for _ in shares))
         t0 = time.monotonic()
         injector = asyncio.create_task(_faults(relays, kill_every_s, kills, partition_s, faults))
         batches = await asyncio.gather(
@@ -418,4 +422,38 @@ def run_failover_bench(
     )
 
 
-__all__ = ["BENCH_FAILOVER", "run_failover_bench"]
+def plot_failover(result: dict[str, Any], path: str) -> None:
+    """Draw tokens/s over time with the kills and the partition marked, to ``path`` (PNG)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rates = result["tokens_per_s_by_half_second"]
+    fig = Figure(figsize=(8, 3.2), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.step([i / 2 for i in range(len(rates))], rates, where="post", color="tab:blue")
+    for fault in result["faults"]:
+        kill = fault["fault"] == "kill"
+        ax.axvline(fault["at_s"], color="tab:red" if kill else "tab:orange", linestyle="--")
+        ax.annotate(
+            f"{'SIGKILL' if kill else 'SIGSTOP'} relay {fault['relay']}",
+            (fault["at_s"], max(rates, default=1)),
+            rotation=90,
+            fontsize=7,
+            va="top",
+            ha="right",
+        )
+    p99 = (result.get("failover_gap_ms") or {}).get("p99", "-")
+    ax.set_title(
+        f"{result['streams']} answers through {result['config']['relays']} relays, failover "
+        f"{'on' if result['failover'] else 'off'}: lost {result['lost']}, duplicated "
+        f"{result['duplicated']}, reordered {result['reordered']}, gap p99 {p99} ms",
+        fontsize=8,
+    )
+    ax.set_xlabel("time since the streams started (s)")
+    ax.set_ylabel("tokens/s received (all streams)")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+__all__ = ["BENCH_FAILOVER", "plot_failover", "run_failover_bench"]

@@ -8,11 +8,15 @@ on loopback and every loop is bounded.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +36,7 @@ from tests.conftest import TIME_UNIT_S
 UNIT_S = 0.5 * TIME_UNIT_S
 SECRET = "failover-relay-secret-0123456789abcdef"
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.timeout(90)
 
 # Quick detection so the tests stay short; the bounds asserted below derive from these.
@@ -224,3 +229,70 @@ async def test_without_failover_a_killed_relay_loses_the_answer(relay_set: Relay
     with pytest.raises(ChannelClosedError):
         await stream.run(120, 0.005, after=40, fault=lambda: relay_set.kill(first))
     relay_set.relays[first] = _restart(relay_set.relays.pop(first))
+
+
+@pytest.mark.timeout(120)
+def test_the_failure_bench_counts_every_token(tmp_path: Path) -> None:
+    """`stream bench relay --relays 3 --kill-every S`, small: a kill and a partition while four
+    answers stream, every token accounted for, and the plot drawn."""
+    plot = tmp_path / "failover.png"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "langchain_stream.cli",
+            "bench",
+            "relay",
+            "--relays",
+            "3",
+            "--kill-every",
+            "1",
+            "--kills",
+            "1",
+            "--partition-s",
+            "0.5",
+            "--streams",
+            "4",
+            "--tokens",
+            "240",
+            "--generators",
+            "1",
+            "--plot",
+            str(plot),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert (result["relay_kills"], result["partitions"]) == (1, 1)
+    assert result["faults_inside_streams"]
+    assert (result["lost"], result["duplicated"], result["reordered"]) == (0, 0, 0)
+    assert result["received"] == result["tokens"] == 4 * 240
+    assert result["failovers"] >= 1 and result["failed_streams"] == 0
+    assert plot.stat().st_size > 10_000
+
+
+def test_the_failure_bench_refuses_faults_that_outlast_the_answers() -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            *("-m", "langchain_stream.cli", "bench", "relay"),
+            "--kill-every",
+            "5",
+            "--tokens",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert run.returncode == 1
+    assert "the faults would outlast the streams" in run.stderr
+    assert "Traceback" not in run.stderr
