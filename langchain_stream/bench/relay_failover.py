@@ -44,17 +44,18 @@ from langchain_stream.relay.failover import FailoverLimits
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 
 BENCH_FAILOVER = FailoverLimits(
-    heartbeat_s=0.15,
-    progress_timeout_s=0.5,
+    heartbeat_s=0.25,
+    progress_timeout_s=0.8,
     resume_timeout_s=3.0,
-    ack_interval_s=0.15,
-    ack_timeout_s=0.5,
+    ack_interval_s=0.25,
+    ack_timeout_s=0.8,
     ping_interval_s=1.0,
     ping_timeout_s=1.0,
 )
-"""Detection tuned for answers that stream (20 tokens/s): a stream silent for 0.5 s, or frames
-unacknowledged for 0.5 s, is a stall; pings (1 s) only watch idle connections, so a busy machine's
-late pong does not move a healthy stream."""
+"""Detection tuned for answers that stream (20 tokens/s): a stream silent for 0.8 s, or frames
+unacknowledged for 0.8 s, is a stall; pings (1 s) only watch idle connections. Tighter bounds
+notice a stall sooner but, on a busy machine, mistake a late frame for one: each needless move
+costs a relay the channel cannot return to (it ended there)."""
 
 
 def _free_port(host: str) -> int:

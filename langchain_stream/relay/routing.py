@@ -69,15 +69,17 @@ def pick_relays(urls: str | Sequence[str], channel_id: str) -> list[str]:
 
 def failover_order(urls: str | Sequence[str], channel_id: str, lost: str | None) -> list[str]:
     """The relays to try after ``lost`` failed mid-stream: the channel's rendezvous order,
-    starting just after ``lost`` and wrapping round, without ``lost`` itself [RP §13.4].
+    starting just after ``lost`` and wrapping round, ``lost`` itself last [RP §13.4].
 
     Both sides compute it from the same URLs, channel id and lost relay, so they meet again.
+    ``lost`` comes last because a killed relay may be back, restarted, when the others have
+    refused (the channel ended on them earlier).
     """
     order = pick_relays(urls, channel_id)
     if lost is None or lost.rstrip("/") not in order:
         return order
     i = order.index(lost.rstrip("/"))
-    return order[i + 1 :] + order[:i]
+    return order[i + 1 :] + order[:i] + [order[i]]
 
 
 def channel_url(base_url: str, channel_id: str, role: Role) -> str:
