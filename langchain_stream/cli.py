@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from langchain_stream.config import TIERS, get_settings
-from langchain_stream.errors import StreamError
+from langchain_stream.errors import ConfigurationError, StreamError
 
 app = typer.Typer(
     name="stream",
@@ -412,21 +412,74 @@ def bench_overhead(
 def bench_relay(
     streams: Annotated[int, typer.Option(help="Streams in the paced phase.")] = 50,
     rate: Annotated[float, typer.Option(help="Tokens per second of each paced stream.")] = 20.0,
-    tokens: Annotated[int, typer.Option(help="Tokens per paced stream.")] = 60,
+    tokens: Annotated[
+        int | None,
+        typer.Option(help="Tokens per paced stream (default 60; with --kill-every, 500)."),
+    ] = None,
     saturation_streams: Annotated[int, typer.Option(help="Streams in the saturation phase.")] = 50,
     saturation_tokens: Annotated[
         int, typer.Option(help="Tokens per stream in the saturation phase.")
     ] = 400,
     generators: Annotated[int, typer.Option(help="Load-generator processes.")] = 2,
+    relays: Annotated[
+        int, typer.Option(help="With --kill-every: relay processes (2-3), one address each.")
+    ] = 3,
+    kill_every: Annotated[
+        float | None,
+        typer.Option(
+            help="Failover bench: SIGKILL (and restart) a relay every S seconds, then "
+            "partition one (SIGSTOP), while the streams run."
+        ),
+    ] = None,
+    kills: Annotated[int, typer.Option(help="With --kill-every: relays killed.")] = 3,
+    partition_s: Annotated[
+        float, typer.Option(help="With --kill-every: how long the partition lasts.")
+    ] = 2.0,
+    failover: Annotated[
+        bool, typer.Option(help="With --kill-every: mid-stream failover on or off.")
+    ] = True,
+    plot: Annotated[
+        Path | None, typer.Option(help="With --kill-every: draw tokens/s over time to this PNG.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
 ) -> None:
-    """The relay against streamrelay: hop latency, loss, order, and relay CPU per token."""
+    """The relay against streamrelay: hop latency, loss, order, and relay CPU per token.
+
+    With --kill-every: answers streaming through a relay set whose relays die (failover bench).
+    """
+    if kill_every is not None:
+        from langchain_stream.bench.relay_failover import run_failover_bench
+
+        if kill_every <= 0 or relays not in (2, 3) or kills < 0 or partition_s <= 0:
+            raise typer.BadParameter(
+                "--kill-every and --partition-s must be positive, --relays 2 or 3"
+            )
+        try:
+            outcome = run_failover_bench(
+                streams=streams,
+                tokens=tokens or 500,
+                rate=rate,
+                relays=relays,
+                kill_every_s=kill_every,
+                kills=kills,
+                partition_s=partition_s,
+                failover=failover,
+                generators=generators,
+            )
+        except ConfigurationError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        if plot is not None:
+            from langchain_stream.bench.relay_failover import plot_failover
+
+            plot_failover(outcome, str(plot))
+        _report(outcome, as_json)
+        return
     from langchain_stream.bench.relay import run_relay_bench
 
     result = run_relay_bench(
         streams=streams,
         rate=rate,
-        tokens=tokens,
+        tokens=tokens or 60,
         saturation_streams=saturation_streams,
         saturation_tokens=saturation_tokens,
         generators=generators,

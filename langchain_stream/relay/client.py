@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Sequence
@@ -22,9 +23,12 @@ from langchain_stream.errors import (
     RelayError,
     RelayProtocolError,
     RelayTimeoutError,
+    RelayUnavailableError,
 )
+from langchain_stream.relay.failover import AckSchedule, FailoverLimits
 from langchain_stream.relay.producer import (
     DEFAULT_COALESCE_S,
+    DEFAULT_FAILOVER,
     AsyncProducerClient,
     ProducerClient,
 )
@@ -34,6 +38,7 @@ from langchain_stream.relay.protocol import (
     ChannelSealer,
     CloseCode,
     Direction,
+    DuplicateEvent,
     ErrorEvent,
     FinalEvent,
     TokensEvent,
@@ -43,8 +48,12 @@ from langchain_stream.relay.routing import (
     channel_url,
     closed_error,
     dial,
+    may_fail_over,
     pick_relays,
+    redial,
 )
+
+logger = logging.getLogger("langchain_stream.relay.client")
 
 DEFAULT_FIRST_TOKEN_TIMEOUT_S = 60.0
 """Default wait for the first token: an HPC queue or a cold start may take this long."""
@@ -70,17 +79,23 @@ class ConsumerClient:
     Use as ``async with ConsumerClient(...) as consumer: async for token in consumer: ...``.
     Leaving the block before the answer is complete sends CANCEL, so the producer stops.
 
+    With ``failover`` (the default), a relay that dies or stalls mid-stream is replaced by the
+    next one of the channel's rendezvous order: the consumer acknowledges what it holds, the
+    producer resends the rest, and duplicates are dropped [RP §13].
+
     Args:
         relay_urls: One relay base URL or several (chosen by :func:`pick_relays`).
         channel_id: The channel id.
-        token: The consumer token of this channel.
+        token: The consumer token of this channel (valid on every relay of the set).
         key: The request's 32-byte key (``None`` only for an unsealed test channel).
-        first_token_timeout_s: Raise :class:`RelayTimeoutError` if no token arrives this long
+        first_token_timeout_s: Raise :class:`RelayTimeoutError` if no frame arrives this long
             after connecting (``None``: wait forever).
-        idle_timeout_s: Raise :class:`RelayTimeoutError` if, after the first token, no frame
-            arrives for this long (``None``: wait forever).
+        idle_timeout_s: Without failover, raise :class:`RelayTimeoutError` if, after the first
+            frame, none arrives for this long (``None``: wait forever).
         open_timeout_s: Bound on connecting to each relay.
         max_frame_bytes: Largest frame accepted.
+        failover: Mid-stream failover bounds and timings; ``None`` turns failover off (a relay
+            lost mid-stream is then a :class:`ChannelClosedError`).
     """
 
     def __init__(
@@ -94,6 +109,7 @@ class ConsumerClient:
         idle_timeout_s: float | None = DEFAULT_IDLE_TIMEOUT_S,
         open_timeout_s: float | None = DEFAULT_OPEN_TIMEOUT_S,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        failover: FailoverLimits | None = DEFAULT_FAILOVER,
     ) -> None:
         self.channel_id = channel_id
         self._urls = relay_urls
@@ -103,22 +119,47 @@ class ConsumerClient:
         self._idle_timeout_s = idle_timeout_s
         self._open_timeout_s = open_timeout_s
         self._max_frame_bytes = max_frame_bytes
+        # With one relay there is nowhere to go: its ending is the channel's.
+        self._failover = failover if len(pick_relays(relay_urls, channel_id)) > 1 else None
         self._opener = ChannelOpener(key, channel_id, max_frame_bytes=max_frame_bytes)
+        # One sealer for everything sent back (ACKs and CANCEL): one nonce sequence [RP §3.2].
+        self._back = ChannelSealer(key, channel_id, direction=Direction.TO_PRODUCER)
+        self._acks = AckSchedule(failover)
         self._ws: ClientConnection | None = None
         self._ready: deque[str] = deque()
         self._deadline = math.inf
-        self._got_token = False
+        self._got_frame = False
         self._done = False
         self._error: RelayError | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self.relay_url: str | None = None
         """The relay this consumer is connected to."""
         self.final: FinalEvent | None = None
         """The FINAL frame's contents once the answer is complete."""
+        self.failovers = 0
+        """Times the channel moved to another relay mid-stream."""
+        self.duplicates = 0
+        """Resent frames dropped because they were already held."""
+        self.failover_gaps_s: list[float] = []
+        """For each failover: seconds from the last frame on the lost relay to the first new
+        frame on the next one."""
+        self._gap_from: float | None = None
+        self._last_frame_at = 0.0
 
     @property
     def usage(self) -> dict[str, Any] | None:
         """Usage reported in the FINAL frame, or ``None`` before it."""
         return self.final.usage if self.final is not None else None
+
+    def _dial_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "open_timeout_s": self._open_timeout_s,
+            "max_frame_bytes": self._max_frame_bytes,
+        }
+        if self._failover is not None:
+            options["ping_interval_s"] = self._failover.ping_interval_s
+            options["ping_timeout_s"] = self._failover.ping_timeout_s
+        return options
 
     async def connect(self) -> None:
         """Connect to the channel's relay, failing over in rendezvous order.
@@ -131,12 +172,7 @@ class ConsumerClient:
         if self._ws is not None:
             return
         self._ws, self.relay_url = await dial(
-            self._urls,
-            self.channel_id,
-            "consumer",
-            self._token,
-            open_timeout_s=self._open_timeout_s,
-            max_frame_bytes=self._max_frame_bytes,
+            self._urls, self.channel_id, "consumer", self._token, **self._dial_options()
         )
         if self._first_token_timeout_s is not None:
             self._deadline = asyncio.get_running_loop().time() + self._first_token_timeout_s
@@ -165,18 +201,27 @@ class ConsumerClient:
             if self._done:
                 raise StopAsyncIteration
             try:
-                event = self._opener.open(await self._receive())
+                frame = await self._receive()
+                if frame is None:
+                    await self._fail_over()
+                    continue
+                event = self._opener.open(frame)
+                await self._count(type(event) is not DuplicateEvent)
             except RelayError as exc:
                 await self._fail(exc)
                 raise
             if type(event) is TokensEvent:
                 if event.tokens:
-                    self._got_token = True
                     self._ready.extend(event.tokens)
                     return self._ready.popleft()
+            elif type(event) is DuplicateEvent:
+                self.duplicates += 1
             elif type(event) is FinalEvent:
                 self.final = event
                 self._done = True
+                if self._failover is not None:
+                    # The producer holds FINAL until this ACK: it may stop now [RP §13.1].
+                    await self._send_ack()
                 await self._close()
             else:
                 assert isinstance(event, ErrorEvent)
@@ -186,30 +231,110 @@ class ConsumerClient:
                 await self._fail(exc)
                 raise exc
 
-    async def _receive(self) -> bytes:
+    async def _count(self, new: bool) -> None:
+        """Note a frame opened: progress, failover gap, and the ACK schedule."""
+        now = asyncio.get_running_loop().time()
+        self._got_frame = True
+        self._last_frame_at = now
+        if new and self._gap_from is not None:
+            self.failover_gaps_s.append(now - self._gap_from)
+            self._gap_from = None
+        if self._failover is not None and self._acks.received(now):
+            await self._send_ack()
+
+    async def _send_ack(self) -> None:
+        self._acks.sent()
+        if self._ws is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await self._ws.send(self._back.seal_ack(self._opener.next_seq))
+
+    def _wait_bound(self, now: float) -> tuple[float | None, str]:
+        """How long the next receive may wait, and what its expiry means."""
+        if not self._got_frame:
+            timeout_s = None if self._deadline == math.inf else max(self._deadline - now, 0.0)
+            return timeout_s, "first-token"
+        if self._failover is None:
+            return self._idle_timeout_s, "idle"
+        # On a relay just failed over to, give the producer time to notice and come too.
+        limit_s = (
+            self._failover.resume_timeout_s
+            if self._gap_from is not None
+            else self._failover.progress_timeout_s
+        )
+        progress_s = max(self._last_frame_at + limit_s - now, 0.0)
+        ack_s = self._acks.due_in(now)
+        if ack_s is not None and ack_s < progress_s:
+            return ack_s, "ack"
+        return progress_s, "progress"
+
+    async def _receive(self) -> bytes | None:
+        """The next frame, or ``None`` when the relay is lost and failover may resume."""
         if self._ws is None:
             raise RuntimeError("call connect() before iterating")
-        if self._got_token:
-            timeout_s, which = self._idle_timeout_s, "idle"
-        else:
-            timeout_s, which = self._deadline - asyncio.get_running_loop().time(), "first-token"
-            timeout_s = None if timeout_s == math.inf else max(timeout_s, 0.0)
-        try:
-            frame = await _within(self._ws.recv(), timeout_s)
-        except TimeoutError:
-            limit = self._idle_timeout_s if self._got_token else self._first_token_timeout_s
-            raise RelayTimeoutError(
-                f"{which} timeout: no frame within {limit} s",
+        loop = asyncio.get_running_loop()
+        while True:
+            timeout_s, which = self._wait_bound(loop.time())
+            try:
+                frame = await _within(self._ws.recv(), timeout_s)
+            except TimeoutError:
+                if which == "ack":
+                    await self._send_ack()
+                    continue
+                if which == "progress":
+                    return None  # a stalled relay [RP §13.5]
+                limit = self._idle_timeout_s if self._got_frame else self._first_token_timeout_s
+                raise RelayTimeoutError(
+                    f"{which} timeout: no frame within {limit} s",
+                    channel_id=self.channel_id,
+                    timeout_s=float(limit or 0.0),
+                ) from None
+            except ConnectionClosed as exc:
+                if exc.rcvd is not None and exc.rcvd.code == CloseCode.NORMAL:
+                    self._opener.end_of_stream()  # raises: closed normally, but no FINAL came
+                if self._failover is not None and may_fail_over(exc):
+                    return None
+                raise closed_error(exc, self.channel_id) from None
+            if type(frame) is not bytes:
+                raise RelayProtocolError(
+                    "text message on a binary channel", channel_id=self.channel_id
+                )
+            return frame
+
+    async def _fail_over(self) -> None:
+        """Move to the next relay of the channel's rendezvous order [RP §13.4].
+
+        Raises:
+            RelayUnavailableError: No other relay could be reached, or too many failovers.
+        """
+        assert self._failover is not None
+        lost, old = self.relay_url, self._ws
+        if self.failovers >= self._failover.max_failovers:
+            raise RelayUnavailableError(
+                f"channel {self.channel_id[:8]}: gave up after {self.failovers} failovers",
                 channel_id=self.channel_id,
-                timeout_s=float(limit or 0.0),
-            ) from None
-        except ConnectionClosed as exc:
-            if exc.rcvd is not None and exc.rcvd.code == CloseCode.NORMAL:
-                self._opener.end_of_stream()  # raises: closed normally, but no FINAL came
-            raise closed_error(exc, self.channel_id) from None
-        if type(frame) is not bytes:
-            raise RelayProtocolError("text message on a binary channel", channel_id=self.channel_id)
-        return frame
+            )
+        self.failovers += 1
+        if self._gap_from is None:
+            self._gap_from = self._last_frame_at if self._got_frame else None
+        if old is not None:
+            # A stopped relay may never answer a close: do not wait for it.
+            task = asyncio.create_task(old.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        logger.info("channel %s: relay %s lost, failing over", self.channel_id[:8], lost)
+        self._ws = None
+        self._ws, self.relay_url = await redial(
+            self._urls,
+            self.channel_id,
+            "consumer",
+            self._token,
+            lost=lost,
+            within_s=self._failover.resume_timeout_s,
+            **self._dial_options(),
+        )
+        self._opener.resync()
+        self._last_frame_at = asyncio.get_running_loop().time()
+        await self._send_ack()  # where to resume; lost harmlessly if the producer is not there
 
     async def collect(self) -> str:
         """Read the whole answer and return its text."""
@@ -221,9 +346,8 @@ class ConsumerClient:
         Does nothing once the answer is complete or the channel has failed; iteration ends.
         """
         if self._ws is not None and not self._done and self._error is None:
-            sealer = ChannelSealer(self._key, self.channel_id, direction=Direction.TO_PRODUCER)
             with contextlib.suppress(ConnectionClosed):
-                await self._ws.send(sealer.seal_cancel(reason))
+                await self._ws.send(self._back.seal_cancel(reason))
         self._done = True
         await self._close()
 
@@ -244,11 +368,13 @@ class ConsumerClient:
 
 __all__ = [
     "DEFAULT_COALESCE_S",
+    "DEFAULT_FAILOVER",
     "DEFAULT_FIRST_TOKEN_TIMEOUT_S",
     "DEFAULT_IDLE_TIMEOUT_S",
     "DEFAULT_OPEN_TIMEOUT_S",
     "AsyncProducerClient",
     "ConsumerClient",
+    "FailoverLimits",
     "ProducerClient",
     "channel_url",
     "pick_relays",

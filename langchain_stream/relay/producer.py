@@ -13,30 +13,54 @@ import contextlib
 import logging
 import math
 import threading
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from langchain_stream.errors import RelayError, RelayProtocolError, RelayTimeoutError
+from langchain_stream.errors import (
+    ChannelClosedError,
+    RelayError,
+    RelayProtocolError,
+    RelayTimeoutError,
+    RelayUnavailableError,
+)
+from langchain_stream.relay.failover import FailoverLimits, ResendWindow
 from langchain_stream.relay.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
+    AckEvent,
     CancelEvent,
     ChannelOpener,
     ChannelSealer,
     CloseCode,
     Direction,
+    parse_header,
 )
-from langchain_stream.relay.routing import DEFAULT_OPEN_TIMEOUT_S, closed_error, dial
+from langchain_stream.relay.routing import (
+    DEFAULT_OPEN_TIMEOUT_S,
+    closed_error,
+    dial,
+    may_fail_over,
+    pick_relays,
+    redial,
+)
 
 logger = logging.getLogger("langchain_stream.relay.producer")
 
 DEFAULT_COALESCE_S = 0.002
 """Default coalescing window: tokens queued within it share one frame."""
 
+DEFAULT_FAILOVER = FailoverLimits()
+"""Failover is on by default, with the documented bounds [RP §13.5]."""
+
 _T = TypeVar("_T")
+
+
+async def _within(awaitable: Awaitable[_T], timeout_s: float | None) -> _T:
+    async with asyncio.timeout(timeout_s):
+        return await awaitable
 
 
 class AsyncProducerClient:
@@ -48,10 +72,15 @@ class AsyncProducerClient:
     backpressure: while the socket is slow, tokens wait in memory and then leave together in
     fewer, larger frames.
 
+    With ``failover`` (the default), every sealed frame is held until the consumer acknowledges
+    it; when the relay dies or stalls, the producer moves to the next relay of the channel's
+    rendezvous order and resends what is unacknowledged. An idle producer sends an empty DATA
+    frame every ``heartbeat_s`` so the consumer can tell silence from a stalled relay [RP §13].
+
     Args:
         relay_urls: One relay base URL or several (chosen by :func:`pick_relays`).
         channel_id: The channel id.
-        token: The producer token of this channel.
+        token: The producer token of this channel (valid on every relay of the set).
         key: The request's 32-byte key, used by this producer only.
         coalesce_s: Coalescing window; 0 sends every batch at once.
         open_timeout_s: Bound on connecting to each relay.
@@ -59,6 +88,7 @@ class AsyncProducerClient:
         on_cancel: Called (on the event loop) once when :attr:`cancelled` becomes true — the
             consumer cancelled or left, or the relay connection was lost — e.g. to abort the
             backend request.
+        failover: Mid-stream failover bounds and timings; ``None`` turns failover off.
     """
 
     def __init__(
@@ -72,6 +102,7 @@ class AsyncProducerClient:
         open_timeout_s: float | None = DEFAULT_OPEN_TIMEOUT_S,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         on_cancel: Callable[[], None] | None = None,
+        failover: FailoverLimits | None = DEFAULT_FAILOVER,
     ) -> None:
         self.channel_id = channel_id
         self._urls = relay_urls
@@ -82,12 +113,17 @@ class AsyncProducerClient:
         self._open_timeout_s = open_timeout_s
         self._max_frame_bytes = max_frame_bytes
         self._on_cancel = on_cancel
+        # With one relay there is nowhere to go: its ending is the channel's.
+        self._failover = failover if len(pick_relays(relay_urls, channel_id)) > 1 else None
+        self._window = ResendWindow(failover) if self._failover is not None else None
+        self._acked = asyncio.Event()
+        self._relinking = asyncio.Lock()
         self._ws: ClientConnection | None = None
         self._queue: list[str] = []
         self._wake = asyncio.Event()
         self._closing = False
         self._sender: asyncio.Task[None] | None = None
-        self._receiver: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._cancelled = asyncio.Event()
         self._lost: RelayError | None = None
         self._consumer_left = False
@@ -97,16 +133,46 @@ class AsyncProducerClient:
         self.relay_url: str | None = None
         """The relay this producer is connected to."""
         self.frames_sent = 0
-        """DATA frames sent so far (fewer than tokens when coalescing)."""
+        """DATA frames with tokens sent so far (fewer than tokens when coalescing)."""
+        self.failovers = 0
+        """Times the channel moved to another relay mid-stream."""
+        self.resent_frames = 0
+        """Frames sent again after failovers."""
 
     @property
     def cancelled(self) -> bool:
         """Whether the worker should stop: the consumer cancelled or nobody can read any more."""
         return self._cancelled.is_set()
 
+    @property
+    def unacked_bytes(self) -> int:
+        """Bytes of sealed frames held for resending (0 without failover)."""
+        return self._window.bytes if self._window is not None else 0
+
     async def wait_cancelled(self) -> None:
         """Return once :attr:`cancelled` is set."""
         await self._cancelled.wait()
+
+    @property
+    def _settled(self) -> bool:
+        """The terminal frame went out and the consumer acknowledged everything."""
+        return self._terminal_sent and (self._window is None or not len(self._window))
+
+    def _dial_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "open_timeout_s": self._open_timeout_s,
+            "max_frame_bytes": self._max_frame_bytes,
+        }
+        if self._failover is not None:
+            options["ping_interval_s"] = self._failover.ping_interval_s
+            options["ping_timeout_s"] = self._failover.ping_timeout_s
+        return options
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def connect(self) -> None:
         """Connect to the channel's relay (failing over) and start the sender and receiver.
@@ -118,15 +184,10 @@ class AsyncProducerClient:
         if self._ws is not None:
             return
         self._ws, self.relay_url = await dial(
-            self._urls,
-            self.channel_id,
-            "producer",
-            self._token,
-            open_timeout_s=self._open_timeout_s,
-            max_frame_bytes=self._max_frame_bytes,
+            self._urls, self.channel_id, "producer", self._token, **self._dial_options()
         )
-        self._sender = asyncio.create_task(self._send_loop(self._ws))
-        self._receiver = asyncio.create_task(self._receive_loop(self._ws))
+        self._spawn(self._receive_loop(self._ws))
+        self._sender = self._spawn(self._send_loop())
 
     def send(self, token: str) -> None:
         """Queue one token; it is sealed and sent by the sender task.
@@ -142,41 +203,149 @@ class AsyncProducerClient:
             self._queue.append(token)
             self._wake.set()
 
-    async def _send_loop(self, ws: ClientConnection) -> None:
+    async def _send_loop(self) -> None:
         loop = asyncio.get_running_loop()
         last_sent = -math.inf
+        heartbeat_s = self._failover.heartbeat_s if self._failover is not None else None
         try:
             while True:
-                await self._wake.wait()
+                idle = False
+                try:
+                    async with asyncio.timeout(heartbeat_s):
+                        await self._wake.wait()
+                except TimeoutError:
+                    idle = True
                 self._wake.clear()
-                if self._coalesce_s > 0 and not self._closing:
+                if self._coalesce_s > 0 and not self._closing and not idle:
                     # Under load (the last frame left less than a window ago) wait out the
                     # window so the tokens arriving meanwhile share the next frame [RP §4.1].
                     pause = last_sent + self._coalesce_s - loop.time()
                     if pause > 0:
                         await asyncio.sleep(pause)
                 batch, self._queue = self._queue, []
-                if batch and not self._cancelled.is_set():
-                    for frame in self._sealer.pack_tokens(batch):
-                        await ws.send(frame)
-                        self.frames_sent += 1
-                    last_sent = loop.time()
+                if not self._cancelled.is_set():
+                    if batch:
+                        for frame in self._sealer.pack_tokens(batch):
+                            await self._transmit(frame)
+                            self.frames_sent += 1
+                        last_sent = loop.time()
+                    elif idle and not self._closing:
+                        # A heartbeat: an empty DATA frame, counted like any other [RP §13.5].
+                        await self._transmit(self._sealer.seal_tokens(()))
                 if self._closing and not self._queue:
                     return
         except ConnectionClosed as exc:
             self._lose(closed_error(exc, self.channel_id))
+        except RelayError as exc:
+            self._lose(exc)
+
+    async def _transmit(self, frame: bytes) -> None:
+        """Send one sealed frame; with failover, hold it until acknowledged and resume on the
+        next relay if this one is lost (the resend carries this frame too)."""
+        window = self._window
+        if window is None:
+            assert self._ws is not None
+            await self._ws.send(frame)
+            return
+        while not window.room_for(len(frame)):
+            await self._wait_for_ack()
+        window.push(parse_header(frame).seq, frame, asyncio.get_running_loop().time())
+        ws = self._ws
+        assert ws is not None
+        try:
+            await ws.send(frame)
+        except ConnectionClosed:
+            await self._relink(ws)
+
+    async def _wait_for_ack(self) -> None:
+        """Wait for an ACK to make room; a relay that brings none in time is stalled."""
+        assert self._failover is not None
+        if self._lost is not None or self._cancelled.is_set():
+            raise self._lost or ChannelClosedError("channel cancelled", channel_id=self.channel_id)
+        self._acked.clear()
+        ws = self._ws
+        try:
+            async with asyncio.timeout(self._failover.ack_timeout_s):
+                await self._acked.wait()
+        except TimeoutError:
+            if ws is not None:
+                await self._relink(ws)
+
+    async def _relink(self, lost_ws: ClientConnection) -> None:
+        """Move the channel to the next relay and resend what is unacknowledged [RP §13.4].
+
+        Several tasks may see the same relay go; the first moves, the others find it done.
+
+        Raises:
+            RelayUnavailableError: No other relay took the channel, or too many failovers.
+        """
+        assert self._window is not None
+        assert self._failover is not None
+        async with self._relinking:
+            while self._ws is lost_ws and not self._cancelled.is_set() and not self._settled:
+                if self.failovers >= self._failover.max_failovers:
+                    raise RelayUnavailableError(
+                        f"channel {self.channel_id[:8]}: gave up after {self.failovers} failovers",
+                        channel_id=self.channel_id,
+                    )
+                self.failovers += 1
+                lost = self.relay_url
+                logger.info("channel %s: relay %s lost, failing over", self.channel_id[:8], lost)
+                self._spawn(lost_ws.close())  # a stopped relay may never answer: do not wait
+                ws, self.relay_url = await redial(
+                    self._urls,
+                    self.channel_id,
+                    "producer",
+                    self._token,
+                    lost=lost,
+                    within_s=self._failover.resume_timeout_s,
+                    **self._dial_options(),
+                )
+                self._ws = ws
+                self._spawn(self._receive_loop(ws))
+                frames = self._window.resend(asyncio.get_running_loop().time())
+                try:
+                    for frame in frames:
+                        await ws.send(frame)
+                except ConnectionClosed:
+                    lost_ws = ws  # this one went too: on to the next
+                    continue
+                self.resent_frames += len(frames)
 
     async def _receive_loop(self, ws: ClientConnection) -> None:
+        window = self._window
+        # Look for a stall four times per ACK timeout: noticed within 1.25 of it.
+        check_s = self._failover.ack_timeout_s / 4 if self._failover is not None else None
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                event = self._opener.open(await ws.recv())  # type: ignore[arg-type]
-                if isinstance(event, CancelEvent):
+                try:
+                    frame = await _within(ws.recv(), check_s)
+                except TimeoutError:
+                    if window is not None and window.stalled(loop.time()):
+                        break  # frames wait and no ACK comes: a stalled relay [RP §13.5]
+                    continue
+                event = self._opener.open(frame)  # type: ignore[arg-type]
+                if isinstance(event, AckEvent):
+                    if window is not None:
+                        window.ack(event.next_seq, loop.time())
+                        self._acked.set()
+                elif isinstance(event, CancelEvent):
                     self._consumer_left = True
                     self._set_cancelled(f"consumer cancelled: {event.reason}")
         except ConnectionClosed as exc:
+            if self._ws is not ws or self._settled:
+                return  # a relay this channel already left, or the consumer holds everything
+            if window is not None and not self._consumer_left and may_fail_over(exc):
+                try:
+                    await self._relink(ws)
+                except RelayError as error:
+                    self._lose(error)
+                return
             if exc.rcvd is not None and exc.rcvd.code == CloseCode.CONSUMER_GONE:
                 self._consumer_left = True
             self._lose(closed_error(exc, self.channel_id))
+            return
         except RelayError as exc:
             # A bad frame from the consumer side means someone tampers: stop, fail closed.
             logger.warning(
@@ -184,6 +353,11 @@ class AsyncProducerClient:
             )
             self._lose(exc)
             await ws.close()
+            return
+        try:
+            await self._relink(ws)
+        except RelayError as error:
+            self._lose(error)
 
     def _lose(self, exc: RelayError) -> None:
         if self._terminal_sent:
@@ -198,6 +372,7 @@ class AsyncProducerClient:
         self.cancel_reason = reason
         self._cancelled.set()
         self._wake.set()
+        self._acked.set()
         if self._on_cancel is not None:
             try:
                 self._on_cancel()
@@ -209,22 +384,39 @@ class AsyncProducerClient:
             return
         self._closing = True
         self._wake.set()
-        ws = self._ws
-        if ws is None:
+        if self._ws is None:
             raise RuntimeError("call connect() first")
         try:
             if self._sender is not None:
                 await self._sender
             if self._lost is None and not self._cancelled.is_set():
                 try:
-                    await ws.send(terminal())
+                    await self._transmit(terminal())
                     self._terminal_sent = True
+                    await self._await_last_ack()
                 except ConnectionClosed as exc:
                     self._lose(closed_error(exc, self.channel_id))
+                except RelayError as exc:
+                    self._lose(exc)
         finally:
             await self._shutdown()
         if self._lost is not None and not self._consumer_left:
             raise self._lost
+
+    async def _await_last_ack(self) -> None:
+        """With failover, keep the terminal frame until the consumer holds it [RP §13.1]."""
+        window, limits = self._window, self._failover
+        if window is None or limits is None:
+            return
+        try:
+            # Enough for the consumer to notice a lost relay and meet us on the next one.
+            async with asyncio.timeout(limits.progress_timeout_s + limits.ack_timeout_s):
+                while len(window) and not self._cancelled.is_set():
+                    await self._wait_for_ack()
+        except TimeoutError:
+            logger.info(
+                "channel %s: the end of the stream was not acknowledged", self.channel_id[:8]
+            )
 
     async def finish(self, usage: Mapping[str, Any] | None = None) -> None:
         """Flush queued tokens, send FINAL with ``usage``, and disconnect.
@@ -232,6 +424,7 @@ class AsyncProducerClient:
         Raises:
             ChannelClosedError: If the relay connection was lost before FINAL went out (not
                 raised when the consumer cancelled: there is nobody to tell).
+            RelayUnavailableError: If failover found no relay to go on with.
         """
         await self._end(lambda: self._sealer.seal_final(usage))
 
@@ -243,8 +436,9 @@ class AsyncProducerClient:
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await self._ws.close()
-        for task in (self._sender, self._receiver):
-            if task is not None and not task.done():
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current and not task.done():
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
@@ -292,6 +486,7 @@ class ProducerClient:
         on_cancel: Called once, from the background thread, when :attr:`cancelled` becomes true
             (consumer cancelled or left, relay lost) — e.g. to close the backend's HTTP stream.
         call_timeout_s: Bound on :meth:`connect`, :meth:`finish` and :meth:`fail`.
+        failover: Mid-stream failover (see :class:`AsyncProducerClient`); ``None``: off.
     """
 
     def __init__(
@@ -306,12 +501,14 @@ class ProducerClient:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         on_cancel: Callable[[], None] | None = None,
         call_timeout_s: float = 60.0,
+        failover: FailoverLimits | None = DEFAULT_FAILOVER,
     ) -> None:
         self._args = (relay_urls, channel_id, token, key)
         self._kwargs: dict[str, Any] = {
             "coalesce_s": coalesce_s,
             "open_timeout_s": open_timeout_s,
             "max_frame_bytes": max_frame_bytes,
+            "failover": failover,
         }
         self._user_on_cancel = on_cancel
         self._call_timeout_s = call_timeout_s
@@ -341,6 +538,11 @@ class ProducerClient:
     def frames_sent(self) -> int:
         """DATA frames sent so far."""
         return self._client.frames_sent if self._client is not None else 0
+
+    @property
+    def failovers(self) -> int:
+        """Times the channel moved to another relay mid-stream."""
+        return self._client.failovers if self._client is not None else 0
 
     def wait_cancelled(self, timeout_s: float | None = None) -> bool:
         """Block until :attr:`cancelled` is set or ``timeout_s`` passes; return the flag."""
@@ -453,4 +655,4 @@ class ProducerClient:
         self.close()
 
 
-__all__ = ["DEFAULT_COALESCE_S", "AsyncProducerClient", "ProducerClient"]
+__all__ = ["DEFAULT_COALESCE_S", "DEFAULT_FAILOVER", "AsyncProducerClient", "ProducerClient"]

@@ -31,8 +31,8 @@ from langchain_stream.errors import (
     RelayProtocolError,
 )
 
-PROTOCOL_VERSION = 1
-"""The only frame version this implementation speaks [RP §2]."""
+PROTOCOL_VERSION = 2
+"""The only frame version this implementation speaks [RP §2]; 2 added ACK and resumption."""
 
 KEY_BYTES = 32
 """AES-256 key length; one fresh key per request [RP §3]."""
@@ -57,6 +57,7 @@ HEADER_BYTES = _HEADER.size
 # Nonce = direction, three zero bytes, sequence number: unique per (key, direction, seq) [RP §3.2].
 _NONCE = struct.Struct(">B3xQ")
 _COUNT = struct.Struct(">I")
+_ACK = struct.Struct(">Q")
 _MAX_SEQ = 2**64 - 1
 
 
@@ -71,6 +72,8 @@ class FrameType(IntEnum):
     """The producer failed; carries a message, producer → consumer."""
     CANCEL = 4
     """The consumer wants the producer to stop, consumer → producer."""
+    ACK = 5
+    """The consumer holds every frame below a sequence number, consumer → producer [RP §13]."""
 
 
 class Direction(IntEnum):
@@ -91,7 +94,7 @@ _KNOWN_FLAGS = int(FrameFlags.SEALED)  # a plain int: ~ on an IntFlag drops unkn
 
 _ALLOWED_TYPES: dict[Direction, frozenset[FrameType]] = {
     Direction.TO_CONSUMER: frozenset({FrameType.DATA, FrameType.FINAL, FrameType.ERROR}),
-    Direction.TO_PRODUCER: frozenset({FrameType.CANCEL}),
+    Direction.TO_PRODUCER: frozenset({FrameType.CANCEL, FrameType.ACK}),
 }
 
 
@@ -217,7 +220,21 @@ class CancelEvent:
     reason: str
 
 
-Event = TokensEvent | FinalEvent | ErrorEvent | CancelEvent
+@dataclass(frozen=True, slots=True)
+class AckEvent:
+    """The consumer holds every frame of the other direction below ``next_seq`` [RP §13]."""
+
+    next_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateEvent:
+    """An authentic frame the consumer already holds, resent after a failover: dropped."""
+
+    seq: int
+
+
+Event = TokensEvent | FinalEvent | ErrorEvent | CancelEvent | AckEvent | DuplicateEvent
 """What :meth:`ChannelOpener.open` returns."""
 
 
@@ -442,6 +459,15 @@ class ChannelSealer(_ChannelCipher):
         self._finished = True
         return frame
 
+    def seal_ack(self, next_seq: int) -> bytes:
+        """Seal an ACK: "I hold every frame below ``next_seq``" (``TO_PRODUCER``) [RP §13].
+
+        ACKs are cumulative, so one that is lost with a relay is made good by the next.
+        """
+        if not 0 <= next_seq <= _MAX_SEQ:
+            raise RelayProtocolError("ACK sequence out of range", channel_id=self.channel_id)
+        return self._seal(FrameType.ACK, _ACK.pack(next_seq))
+
     def seal_cancel(self, reason: str = "") -> bytes:
         """Seal a CANCEL frame (``direction`` must be ``TO_PRODUCER``) [RP §4.4]."""
         frame = self._seal(FrameType.CANCEL, _encode_json({"reason": str(reason)[:200]}))
@@ -481,11 +507,31 @@ class ChannelOpener(_ChannelCipher):
         self._tokens = 0
         self._finished = False
         self._failed: str | None = None
+        # After a failover: the last duplicate dropped on the new relay (-1: none yet), or None
+        # when not resynchronising [RP §13.3].
+        self._resync_last: int | None = None
 
     @property
     def finished(self) -> bool:
         """Whether a terminal frame (FINAL, ERROR or CANCEL) was opened."""
         return self._finished
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence number of the next new frame: every frame below it is held (the ACK)."""
+        return self._expected_seq
+
+    def resync(self) -> None:
+        """Start over on a new relay after a failover [RP §13.3].
+
+        The producer resends the frames it holds unacknowledged, so the new connection starts
+        with one contiguous run of frames from some sequence number at or below :attr:`next_seq`.
+        The authentic ones already held are dropped (:class:`DuplicateEvent`); anything else out
+        of order — a gap, a frame going backwards, or an old frame once new ones flow again —
+        is still refused as loss, reorder or replay.
+        """
+        if self._direction is Direction.TO_CONSUMER and not self._finished:
+            self._resync_last = -1
 
     @property
     def frames_received(self) -> int:
@@ -570,23 +616,22 @@ class ChannelOpener(_ChannelCipher):
                 ) from None
         elif h.flags & FrameFlags.SEALED:
             raise RelayProtocolError("sealed frame on a channel opened without a key")
-        # The sequence number is authenticated now, so its check tells replay from loss.
-        if h.seq != self._expected_seq:
-            if h.seq < self._expected_seq:
-                raise RelayIntegrityError(
-                    f"replayed frame: sequence {h.seq}, expected {self._expected_seq}"
-                )
-            raise RelayIntegrityError(
-                f"missing or reordered frames: sequence {h.seq}, expected {self._expected_seq}"
-            )
         if frame_type not in _ALLOWED_TYPES[self._direction]:
             raise RelayProtocolError(f"{frame_type.name} frame unexpected in this direction")
-        self._expected_seq += 1
+        # The sequence number is authenticated now, so its check tells replay from loss.
+        duplicate = self._check_seq(h.seq)
+        if duplicate is not None:
+            return duplicate
+        self._expected_seq = h.seq + 1
         if frame_type is FrameType.DATA:
             tokens = _decode_tokens(body)
             self._data_frames += 1
             self._tokens += len(tokens)
             return TokensEvent(tokens)
+        if frame_type is FrameType.ACK:
+            if len(body) != _ACK.size:
+                raise RelayProtocolError("ACK body must be one 8-byte sequence number")
+            return AckEvent(_ACK.unpack(body)[0])
         self._finished = True
         if frame_type is FrameType.FINAL:
             return self._final(_decode_json(body, "FINAL"))
@@ -595,6 +640,33 @@ class ChannelOpener(_ChannelCipher):
             return ErrorEvent(message if isinstance(message, str) else "unspecified error")
         reason = _decode_json(body, "CANCEL").get("reason")
         return CancelEvent(reason if isinstance(reason, str) else "")
+
+    def _check_seq(self, seq: int) -> DuplicateEvent | None:
+        expected = self._expected_seq
+        if self._direction is Direction.TO_PRODUCER:
+            # ACKs are cumulative and a CANCEL is backed by the relay's close, so a frame lost
+            # with a failed relay is harmless; going backwards is still a replay [RP §13.2].
+            if seq < expected:
+                raise RelayIntegrityError(f"replayed frame: sequence {seq}, expected >= {expected}")
+            return None
+        last = self._resync_last
+        if last is not None:
+            # The run on a new relay must be contiguous, starting at or below ``expected``.
+            if last >= 0 and seq != last + 1:
+                raise RelayIntegrityError(
+                    f"out-of-order resend after failover: sequence {seq} after {last}"
+                )
+            if seq < expected:
+                self._resync_last = seq
+                return DuplicateEvent(seq)
+            self._resync_last = None
+        if seq != expected:
+            if seq < expected:
+                raise RelayIntegrityError(f"replayed frame: sequence {seq}, expected {expected}")
+            raise RelayIntegrityError(
+                f"missing or reordered frames: sequence {seq}, expected {expected}"
+            )
+        return None
 
     def _final(self, obj: dict[str, Any]) -> FinalEvent:
         frames, tokens, usage = obj.get("frames"), obj.get("tokens"), obj.get("usage", {})
@@ -634,11 +706,13 @@ __all__ = [
     "MAX_ERROR_CHARS",
     "PROTOCOL_VERSION",
     "TAG_BYTES",
+    "AckEvent",
     "CancelEvent",
     "ChannelOpener",
     "ChannelSealer",
     "CloseCode",
     "Direction",
+    "DuplicateEvent",
     "ErrorEvent",
     "Event",
     "FinalEvent",

@@ -10,8 +10,10 @@ opening handshake [RP §8].
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import math
 from collections.abc import Sequence
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -65,6 +67,21 @@ def pick_relays(urls: str | Sequence[str], channel_id: str) -> list[str]:
     return sorted(unique, key=weight, reverse=True)
 
 
+def failover_order(urls: str | Sequence[str], channel_id: str, lost: str | None) -> list[str]:
+    """The relays to try after ``lost`` failed mid-stream: the channel's rendezvous order,
+    starting just after ``lost`` and wrapping round, ``lost`` itself last [RP §13.4].
+
+    Both sides compute it from the same URLs, channel id and lost relay, so they meet again.
+    ``lost`` comes last because a killed relay may be back, restarted, when the others have
+    refused (the channel ended on them earlier).
+    """
+    order = pick_relays(urls, channel_id)
+    if lost is None or lost.rstrip("/") not in order:
+        return order
+    i = order.index(lost.rstrip("/"))
+    return order[i + 1 :] + order[:i] + [order[i]]
+
+
 def channel_url(base_url: str, channel_id: str, role: Role) -> str:
     """Return the WebSocket URL of ``role`` on ``channel_id`` at relay ``base_url``."""
     return f"{base_url.rstrip('/')}/v1/channel/{channel_id}/{role}"
@@ -96,6 +113,25 @@ _REFUSED: dict[int, tuple[type[RelayError], str]] = {
 }
 
 
+# Endings after which the channel may go on through another relay [RP §13.4]: the relay went
+# away or failed, the other side left it (it is failing over too), or it never came here.
+_FAILOVER_CODES = frozenset(
+    {
+        CloseCode.GOING_AWAY,
+        CloseCode.INTERNAL_ERROR,
+        CloseCode.PRODUCER_GONE,
+        CloseCode.CONSUMER_GONE,
+        CloseCode.IDLE_TIMEOUT,
+        1006,  # abnormal closure: no close frame
+    }
+)
+
+
+def may_fail_over(exc: ConnectionClosed) -> bool:
+    """Whether a lost connection is worth resuming through another relay [RP §13.4]."""
+    return exc.rcvd is None or exc.rcvd.code in _FAILOVER_CODES
+
+
 def closed_error(exc: ConnectionClosed, channel_id: str) -> RelayError:
     """Map how the relay closed a connection to an error [RP §7]."""
     we_refused = exc.rcvd is None or exc.rcvd_then_sent is False
@@ -123,20 +159,33 @@ async def dial(
     *,
     open_timeout_s: float | None,
     max_frame_bytes: int | None,
+    ping_interval_s: float | None = 20.0,
+    ping_timeout_s: float | None = 20.0,
+    order: Sequence[str] | None = None,
 ) -> tuple[ClientConnection, str]:
     """Connect to the first relay that accepts, in rendezvous order.
 
     Connection failures, timeouts and 5xx answers move on to the next relay; a refusal that
-    would be the same everywhere (bad token, limits) is raised at once.
+    would be the same everywhere (bad token, limits) is raised at once. When resuming a channel
+    (``order`` given, from :func:`failover_order`), 403 and 409 move on too: the channel already
+    ended on that relay, or a connection of ours there is not gone yet [RP §13.4].
+
+    ``ping_interval_s`` and ``ping_timeout_s`` set the WebSocket keepalive that notices a dead
+    relay [RP §13.5].
     """
     failures: list[str] = []
-    for base in pick_relays(urls, channel_id):
+    resuming = order is not None
+    for base in order if order is not None else pick_relays(urls, channel_id):
         try:
             ws = await connect(
                 channel_url(base, channel_id, role),
                 additional_headers={"Authorization": f"Bearer {token}"},
                 open_timeout=open_timeout_s,
-                close_timeout=DEFAULT_CLOSE_TIMEOUT_S,
+                # An unanswered ping fails the connection with a close handshake that a dead
+                # relay never completes: wait for it no longer than for the pong.
+                close_timeout=min(DEFAULT_CLOSE_TIMEOUT_S, ping_timeout_s or math.inf),
+                ping_interval=ping_interval_s,
+                ping_timeout=ping_timeout_s,
                 compression=None,
                 max_size=max_frame_bytes,
                 user_agent_header=None,
@@ -146,7 +195,7 @@ async def dial(
             raise ConfigurationError(f"invalid relay URL {base!r}: {exc}") from None
         except InvalidStatus as exc:
             status = exc.response.status_code
-            if status < 500:
+            if status < 500 and not (resuming and status in (403, 409)):
                 raise refused_error(status, channel_id) from None
             failures.append(f"{base}: HTTP {status}")
         except (OSError, TimeoutError, InvalidHandshake) as exc:
@@ -156,9 +205,54 @@ async def dial(
                 logger.info("channel %s: failed over to %s (%s)", channel_id[:8], base, failures)
             return ws, base
     raise RelayUnavailableError(
-        f"no relay reachable for {role} of channel {channel_id[:8]}: " + "; ".join(failures),
+        f"no relay reachable for {role} of channel {channel_id[:8]}: "
+        + ("; ".join(failures) or "no other relay"),
         channel_id=channel_id,
     )
+
+
+async def redial(
+    urls: str | Sequence[str],
+    channel_id: str,
+    role: Role,
+    token: str,
+    *,
+    lost: str | None,
+    within_s: float,
+    open_timeout_s: float | None,
+    max_frame_bytes: int | None,
+    ping_interval_s: float | None,
+    ping_timeout_s: float | None,
+) -> tuple[ClientConnection, str]:
+    """Resume a channel after ``lost`` failed: dial :func:`failover_order` again and again (a
+    relay being restarted comes back) until one accepts or ``within_s`` passes [RP §13.4].
+
+    Raises:
+        RelayUnavailableError: No relay took the channel in time.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    pause_s = 0.05
+    while True:
+        left_s = deadline - loop.time()
+        try:
+            return await dial(
+                urls,
+                channel_id,
+                role,
+                token,
+                # A stopped relay accepts TCP and never answers: do not wait on it for long.
+                open_timeout_s=min(open_timeout_s or math.inf, max(left_s, 0.05)),
+                max_frame_bytes=max_frame_bytes,
+                ping_interval_s=ping_interval_s,
+                ping_timeout_s=ping_timeout_s,
+                order=failover_order(urls, channel_id, lost),
+            )
+        except RelayUnavailableError:
+            if loop.time() + pause_s >= deadline:
+                raise
+        await asyncio.sleep(pause_s)
+        pause_s = min(2 * pause_s, 0.5)
 
 
 __all__ = [
@@ -167,6 +261,9 @@ __all__ = [
     "channel_url",
     "closed_error",
     "dial",
+    "failover_order",
+    "may_fail_over",
     "pick_relays",
+    "redial",
     "refused_error",
 ]

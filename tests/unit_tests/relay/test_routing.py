@@ -15,7 +15,14 @@ from langchain_stream.errors import (
     RelayProtocolError,
 )
 from langchain_stream.relay.protocol import CloseCode
-from langchain_stream.relay.routing import channel_url, closed_error, pick_relays, refused_error
+from langchain_stream.relay.routing import (
+    channel_url,
+    closed_error,
+    failover_order,
+    may_fail_over,
+    pick_relays,
+    refused_error,
+)
 from langchain_stream.relay.tokens import new_channel_id
 
 
@@ -127,3 +134,34 @@ def test_refusals_map_to_errors(status: int, error: type[RelayError]) -> None:
     exc = refused_error(status, "c" * 32)
     assert type(exc) is error
     assert f"HTTP {status}" in str(exc)
+
+
+def test_failover_order_starts_after_the_lost_relay_and_wraps() -> None:
+    urls = [f"ws://127.0.0.{i}:8765" for i in range(2, 6)]
+    cid = new_channel_id()
+    order = pick_relays(urls, cid)
+    for i, lost in enumerate(order):
+        after = failover_order(urls, cid, lost + "/")  # trailing slash: same relay
+        assert after == order[i + 1 :] + order[:i] + [lost]  # the lost one last
+    assert failover_order(urls, cid, None) == order
+
+
+def _lost_with(code: int | None) -> ConnectionClosedError:
+    return ConnectionClosedError(Close(code, "") if code is not None else None, None)
+
+
+@pytest.mark.parametrize(
+    ("code", "resumable"),
+    [
+        (None, True),  # connection lost, no close frame
+        (CloseCode.GOING_AWAY, True),
+        (CloseCode.PRODUCER_GONE, True),
+        (CloseCode.IDLE_TIMEOUT, True),
+        (CloseCode.PROTOCOL_ERROR, False),
+        (CloseCode.FRAME_TOO_LARGE, False),
+        (CloseCode.BUFFER_OVERFLOW, False),
+        (CloseCode.ROLE_TAKEN, False),
+    ],
+)
+def test_which_endings_fail_over(code: int | None, resumable: bool) -> None:
+    assert may_fail_over(_lost_with(code)) is resumable

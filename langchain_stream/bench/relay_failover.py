@@ -1,0 +1,460 @@
+"""``stream bench relay --relays 3 --kill-every S``: answers streaming through relays that die.
+
+Three relay processes (this package's relay), each on its own loopback address (127.0.0.2, .3,
+.4: distinct hosts for the rendezvous order; network namespaces would need privileges the bench
+does not assume), share one token secret. ``streams`` concurrent streams of ``tokens`` tokens at
+``rate`` tokens/s run through them while, every ``kill_every_s`` seconds, one relay is killed
+with SIGKILL and restarted on the same address, and once one relay is partitioned: stopped with
+SIGSTOP for ``partition_s`` so that its connections stay open and drop everything, without a
+refusal, then resumed. Every token is numbered, so the consumer side counts what was lost,
+duplicated or reordered; each failover's gap is the time from the last frame on the lost relay
+to the first new frame on the next one [RP §13].
+
+Run it with failover on and off (``--no-failover``) to compare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import multiprocessing
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from langchain_stream.bench.stats import machine
+from langchain_stream.errors import ConfigurationError, RelayError, RelayUnavailableError
+from langchain_stream.relay import (
+    AsyncProducerClient,
+    ConsumerClient,
+    mint_channel_tokens,
+    new_channel_id,
+    new_channel_key,
+)
+from langchain_stream.relay.failover import FailoverLimits
+
+HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+
+BENCH_FAILOVER = FailoverLimits(
+    heartbeat_s=0.25,
+    progress_timeout_s=0.8,
+    resume_timeout_s=3.0,
+    ack_interval_s=0.25,
+    ack_timeout_s=0.8,
+    ping_interval_s=1.0,
+    ping_timeout_s=1.0,
+)
+"""Detection tuned for answers that stream (20 tokens/s): a stream silent for 0.8 s, or frames
+unacknowledged for 0.8 s, is a stall; pings (1 s) only watch idle connections. Tighter bounds
+notice a stall sooner but, on a busy machine, mistake a late frame for one: each needless move
+costs a relay the channel cannot return to (it ended there)."""
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+# A relay as ``stream relay`` runs one, with the per-client limits off (all load comes from
+# one address); the fewest imports, so that a restart is quick.
+_RELAY_MAIN = (
+    "import sys\n"
+    "from langchain_stream.relay.limits import RelayLimits\n"
+    "from langchain_stream.relay.server import run_relay\n"
+    "run_relay(sys.argv[1], int(sys.argv[2]), sys.argv[3].encode(),"
+    " limits=RelayLimits(max_channels_per_client=None))\n"
+)
+
+
+class _Relay:
+    """One relay process on its own loopback address, restartable on the same port."""
+
+    def __init__(self, host: str, secret: str) -> None:
+        self.host, self.port, self._secret = host, _free_port(host), secret
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _RELAY_MAIN, self.host, str(self.port), self._secret],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection((self.host, self.port), 1):
+                return
+            if self._proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RelayUnavailableError(f"relay {self.url} did not start")
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(sig)
+
+    def kill(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+
+
+class _Relays:
+    """The relay set: start, kill and restart, stop and resume, by loopback address."""
+
+    def __init__(self, count: int, secret: str) -> None:
+        if not 2 <= count <= len(HOSTS):
+            raise ConfigurationError(f"--relays must be between 2 and {len(HOSTS)}")
+        self.procs = [_Relay(h, secret) for h in HOSTS[:count]]
+        self.down: set[int] = set()
+        for relay in self.procs:
+            relay.start()
+
+    @property
+    def urls(self) -> list[str]:
+        return [relay.url for relay in self.procs]
+
+    def kill_and_restart(self, i: int, down_s: float) -> None:
+        self.down.add(i)  # (already, by the caller, so the next fault waits for this one)
+        try:
+            self.procs[i].kill()
+            time.sleep(down_s)
+            self.procs[i].start()
+        finally:
+            self.down.discard(i)
+
+    def partition(self, i: int, duration_s: float) -> None:
+        self.procs[i].signal(signal.SIGSTOP)
+        try:
+            time.sleep(duration_s)
+        finally:
+            self.procs[i].signal(signal.SIGCONT)
+
+    def close(self) -> None:
+        for relay in self.procs:
+            relay.signal(signal.SIGCONT)
+            relay.kill()
+
+
+@dataclass
+class _Outcome:
+    received: list[int] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)
+    gaps_s: list[float] = field(default_factory=list)
+    error: str | None = None
+    failovers: int = 0
+    resent: int = 0
+    window_bytes_max: int = 0
+
+
+async def _stream(
+    urls: list[str],
+    secret: str,
+    tokens: int,
+    rate: float,
+    failover: FailoverLimits | None,
+) -> _Outcome:
+    cid, key = new_channel_id(), new_channel_key()
+    pair = mint_channel_tokens(secret, cid)
+    out = _Outcome()
+    producer = AsyncProducerClient(urls, cid, pair.producer, key, failover=failover)
+    consumer = ConsumerClient(
+        urls,
+        cid,
+        pair.consumer,
+        key,
+        first_token_timeout_s=30,
+        idle_timeout_s=10,
+        failover=failover,
+    )
+
+    async def produce() -> None:
+        await producer.connect()
+        start = time.monotonic()
+        for i in range(tokens):
+            if producer.cancelled:
+                return
+            producer.send(f"{i} ")
+            out.window_bytes_max = max(out.window_bytes_max, producer.unacked_bytes)
+            await asyncio.sleep(max(start + (i + 1) / rate - time.monotonic(), 0.0))
+        await producer.finish()
+
+    try:
+        await consumer.connect()
+        task = asyncio.create_task(produce())
+        try:
+            async for token in consumer:
+                out.received.append(int(token))
+                out.arrivals.append(time.monotonic())
+        finally:
+            await consumer.close()
+            with contextlib.suppress(RelayError, TimeoutError):
+                await asyncio.wait_for(task, 10)
+            if not task.done():
+                task.cancel()
+    except RelayError as exc:
+        out.error = f"{type(exc).__name__}: {exc}"
+    with contextlib.suppress(RelayError):
+        await producer.close()
+    out.gaps_s = consumer.failover_gaps_s
+    out.failovers = consumer.failovers
+    out.resent = producer.resent_frames
+    return out
+
+
+async def _faults(
+    relays: _Relays, kill_every_s: float, kills: int, partition_s: float, log: list[dict[str, Any]]
+) -> None:
+    """Kill one relay every ``kill_every_s`` (restarting it in the background), then partition
+    the next one. Like a rolling restart, no fault starts while a killed relay is still coming
+    back, so all relays but one stay up; the next fault comes ``kill_every_s`` after that."""
+    t0 = time.monotonic()
+    n = len(relays.procs)
+    pending = []
+    for k in range(kills + 1):
+        await asyncio.sleep(kill_every_s)
+        while relays.down:  # noqa: ASYNC110 - set by a thread; polled a few times per fault
+            await asyncio.sleep(0.05)
+        i = k % n
+        entry: dict[str, Any] = {"at_s": round(time.monotonic() - t0, 3), "relay": i}
+        log.append(entry)
+        if k < kills:
+            entry["fault"] = "kill"
+            relays.down.add(i)
+
+            async def restart(i: int = i, entry: dict[str, Any] = entry) -> None:
+                await asyncio.to_thread(relays.kill_and_restart, i, 0.2)
+                entry["back_at_s"] = round(time.monotonic() - t0, 3)
+
+            pending.append(asyncio.create_task(restart()))
+        else:
+            entry["fault"] = "partition"
+            pending.append(asyncio.create_task(asyncio.to_thread(relays.partition, i, partition_s)))
+    await asyncio.gather(*pending)
+
+
+def _count(received: list[int], tokens: int) -> tuple[int, int, int]:
+    """(lost, duplicated, reordered) of one stream's received token numbers."""
+    unique = set(received)
+    lost = tokens - len(unique & set(range(tokens)))
+    duplicated = len(received) - len(unique)
+    reordered = sum(1 for a, b in itertools.pairwise(received) if b < a)
+    return lost, duplicated, reordered
+
+
+def _stalls_by_fault(
+    outcomes: list[_Outcome], t0: float, rate: float, faults: list[dict[str, Any]]
+) -> dict[str, dict[str, float]]:
+    """The answers' pauses as a reader sees them, by the fault they began at.
+
+    A pause is an interval between two tokens of one stream longer than three token periods;
+    it belongs to a fault that struck within 0.3 s of its start ("other" if none did).
+    """
+    pauses: dict[str, list[float]] = collections.defaultdict(list)
+    for out in outcomes:
+        for a, b in itertools.pairwise(out.arrivals):
+            if b - a <= 3 / rate:
+                continue
+            kinds = [f["fault"] for f in faults if abs(f["at_s"] - (a - t0)) <= 0.3]
+            pauses[kinds[0] if kinds else "other"].append(b - a)
+    return {kind: {**_ms(v), "count": len(v)} for kind, v in sorted(pauses.items())}
+
+
+def _ms(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    data = sorted(values)
+
+    def at(q: float) -> float:
+        return round(1000 * data[min(int(q * len(data)), len(data) - 1)], 1)
+
+    return {"p50": at(0.5), "p99": at(0.99), "max": round(1000 * data[-1], 1)}
+
+
+def _warm() -> None:
+    """Nothing: running it in a generator process imports this module and the clients."""
+
+
+def _generate(
+    urls: list[str],
+    secret: str,
+    streams: int,
+    tokens: int,
+    rate: float,
+    failover: FailoverLimits | None,
+) -> list[_Outcome]:
+    """One load-generator process: ``streams`` concurrent streams on its own event loop."""
+
+    async def main() -> list[_Outcome]:
+        return list(
+            await asyncio.gather(
+                *(_stream(urls, secret, tokens, rate, failover) for _ in range(streams))
+            )
+        )
+
+    return asyncio.run(main())
+
+
+async def _run(
+    streams: int,
+    tokens: int,
+    rate: float,
+    relays_n: int,
+    kill_every_s: float,
+    kills: int,
+    partition_s: float,
+    failover: bool,
+    generators: int,
+) -> dict[str, Any]:
+    secret = secrets.token_hex(32)
+    relays = await asyncio.to_thread(_Relays, relays_n, secret)
+    limits = BENCH_FAILOVER if failover else None
+    faults: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    shares = [streams // generators + (i < streams % generators) for i in range(generators)]
+    pool = ProcessPoolExecutor(generators, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        # Warm the generator processes (this module and the clients load) before the clock.
+        await asyncio.gather(*(loop.run_in_executor(pool, _warm) for _ in shares))
+        t0 = time.monotonic()
+        injector = asyncio.create_task(_faults(relays, kill_every_s, kills, partition_s, faults))
+        batches = await asyncio.gather(
+            *(
+                loop.run_in_executor(pool, _generate, relays.urls, secret, n, tokens, rate, limits)
+                for n in shares
+                if n
+            )
+        )
+        outcomes = [out for batch in batches for out in batch]
+        with contextlib.suppress(Exception):
+            await injector
+        elapsed = time.monotonic() - t0
+    finally:
+        pool.shutdown()
+        await asyncio.to_thread(relays.close)
+    timeline = [t for out in outcomes for t in out.arrivals]
+    lost = duplicated = reordered = 0
+    for out in outcomes:
+        counts = _count(out.received, tokens)
+        lost, duplicated, reordered = (
+            lost + counts[0],
+            duplicated + counts[1],
+            reordered + counts[2],
+        )
+    gaps = [g for out in outcomes for g in out.gaps_s]
+    buckets = [0] * (int(elapsed * 2) + 1)
+    for t in timeline:
+        buckets[min(int((t - t0) * 2), len(buckets) - 1)] += 1
+    errors = sorted({out.error for out in outcomes if out.error})[:5]
+    return {
+        "failover": failover,
+        "streams": streams,
+        "tokens": streams * tokens,
+        "received": sum(len(out.received) for out in outcomes),
+        "lost": lost,
+        "duplicated": duplicated,
+        "reordered": reordered,
+        "relay_kills": sum(1 for f in faults if f["fault"] == "kill"),
+        "partitions": sum(1 for f in faults if f["fault"] == "partition"),
+        "faults_inside_streams": all(f["at_s"] + 1 < tokens / rate for f in faults),
+        "failover_gap_ms": _ms(gaps),
+        "failovers": sum(out.failovers for out in outcomes),
+        "streams_by_failovers": dict(
+            sorted(collections.Counter(out.failovers for out in outcomes).items())
+        ),
+        "pauses_ms_by_fault": _stalls_by_fault(outcomes, t0, rate, faults),
+        "failed_streams": sum(1 for out in outcomes if out.error),
+        "errors": errors,
+        "resent_frames": sum(out.resent for out in outcomes),
+        "resend_window_bytes_max": max((out.window_bytes_max for out in outcomes), default=0),
+        "faults": faults,
+        "tokens_per_s_by_half_second": [2 * b for b in buckets],
+        "elapsed_s": round(elapsed, 2),
+        "config": {
+            "relays": relays_n,
+            "rate": rate,
+            "tokens_per_stream": tokens,
+            "kill_every_s": kill_every_s,
+            "partition_s": partition_s,
+            "generators": generators,
+            "limits": asdict(BENCH_FAILOVER) if failover else None,
+        },
+        "machine": machine(),
+    }
+
+
+def run_failover_bench(
+    *,
+    streams: int = 50,
+    tokens: int = 500,
+    rate: float = 20.0,
+    relays: int = 3,
+    kill_every_s: float = 3.0,
+    kills: int = 3,
+    partition_s: float = 2.0,
+    failover: bool = True,
+    generators: int = 2,
+) -> dict[str, Any]:
+    """Run the failover bench once; see the module docstring. Returns the JSON result.
+
+    The faults must fall inside the streams' lifetime (``tokens / rate`` seconds): with the
+    defaults, kills from 3 s on, each at least 3 s after the last and once the killed relay is
+    back, and the partition after them, in 25-second answers. The result says when each fault
+    struck and whether all fell inside the streams (``faults_inside_streams``).
+    """
+    if (kills + 1) * kill_every_s + partition_s > tokens / rate:
+        raise ConfigurationError(
+            "the faults would outlast the streams: raise --tokens or lower --kill-every"
+        )
+    return asyncio.run(
+        _run(streams, tokens, rate, relays, kill_every_s, kills, partition_s, failover, generators)
+    )
+
+
+def plot_failover(result: dict[str, Any], path: str) -> None:
+    """Draw tokens/s over time with the kills and the partition marked, to ``path`` (PNG)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rates = result["tokens_per_s_by_half_second"]
+    fig = Figure(figsize=(8, 3.2), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.step([i / 2 for i in range(len(rates))], rates, where="post", color="tab:blue")
+    for fault in result["faults"]:
+        kill = fault["fault"] == "kill"
+        ax.axvline(fault["at_s"], color="tab:red" if kill else "tab:orange", linestyle="--")
+        ax.annotate(
+            f"{'SIGKILL' if kill else 'SIGSTOP'} relay {fault['relay']}",
+            (fault["at_s"], max(rates, default=1)),
+            rotation=90,
+            fontsize=7,
+            va="top",
+            ha="right",
+        )
+    p99 = (result.get("failover_gap_ms") or {}).get("p99", "-")
+    ax.set_title(
+        f"{result['streams']} answers through {result['config']['relays']} relays, failover "
+        f"{'on' if result['failover'] else 'off'}: lost {result['lost']}, duplicated "
+        f"{result['duplicated']}, reordered {result['reordered']}, gap p99 {p99} ms",
+        fontsize=8,
+    )
+    ax.set_xlabel("time since the streams started (s)")
+    ax.set_ylabel("tokens/s received (all streams)")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+__all__ = ["BENCH_FAILOVER", "plot_failover", "run_failover_bench"]
