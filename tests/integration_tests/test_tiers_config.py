@@ -130,34 +130,49 @@ def get_weather(city: str) -> str:
     return f"sunny in {city}"
 
 
-# The routing table of the five tiers (tier names, levels and prices as in five_tiers).
+# The routing table of the five tiers (tier names, levels and prices as in five_tiers):
+# (case, query, tools bound, call options, expected tier, expected reason).
 ROUTES = [
-    ("LOW", LOW, {}, "laptop", "judge"),
-    ("MEDIUM", MEDIUM, {}, "gpu-box", "judge"),  # free, MEDIUM, first in the file
-    ("HIGH", HIGH, {}, "cloud-large", "judge"),  # the only HIGH tier
-    ("tools", MEDIUM, {"tools": True}, "hpc", "judge"),  # gpu-box has no tool calling
-    ("institutional", HIGH, {"privacy": "institutional"}, "gpu-box", "privacy"),
+    ("LOW", LOW, False, {}, "laptop", "judge"),
+    ("MEDIUM", MEDIUM, False, {}, "gpu-box", "judge"),  # free, MEDIUM, first in the file
+    ("HIGH", HIGH, False, {}, "cloud-large", "judge"),  # the only HIGH tier
+    ("tools", MEDIUM, True, {}, "hpc", "judge"),  # gpu-box has no tool calling
+    ("institutional", HIGH, False, {"privacy": "institutional"}, "gpu-box", "privacy"),
 ]
+# What each OpenAI-compatible tier's server was asked for.
+SERVED_MODELS = {name: f"{name}-model" for name in SERVED}
 
 
 @pytest.mark.parametrize(
-    ("query", "options", "tier", "reason"),
+    ("query", "tools", "options", "tier", "reason"),
     [case[1:] for case in ROUTES],
     ids=[case[0] for case in ROUTES],
 )
 def test_each_request_goes_to_the_expected_tier(
-    router: StreamChatModel, query: str, options: dict[str, Any], tier: str, reason: str
+    router: StreamChatModel,
+    query: str,
+    tools: bool,
+    options: dict[str, Any],
+    tier: str,
+    reason: str,
 ) -> None:
-    model: Any = router.bind_tools([get_weather]) if options.pop("tools", False) else router
+    model: Any = router.bind_tools([get_weather]) if tools else router
     record = routed(model, query, **options)
     assert (record["tier"], record["reason"]) == (tier, reason), record
     assert [t["tier"] for t in record["tiers_tried"]] == [tier]
     assert record["usage"]["output_tokens"] > 0
+    if tier in SERVED_MODELS:
+        assert record["model"] == SERVED_MODELS[tier]
+    if tier == "cloud-large":  # priced by its own cost_per_million_tokens
+        usage = record["usage"]
+        price = usage["input_tokens"] * 2.5 + usage["output_tokens"] * 10.0
+        assert record["cost_usd"] == pytest.approx(price / 1_000_000)
+    elif tier != "cloud-mini":
+        assert record["cost_usd"] == 0.0
+    if tools:
+        assert "capabilities: gpu-box lacks tools" in record["policies"]
     if reason == "privacy":
-        assert "cloud-mini, cloud-large excluded" in record["policies"][0]
-    if options == {} and query == MEDIUM:
-        # Only the servers routed to received requests: the judge's choice reached gpu-box.
-        assert record["model"] == "gpu-box-model"
+        assert "privacy: institutional mode: cloud-mini, cloud-large excluded" in record["policies"]
 
 
 def test_the_server_lists_and_pins_tiers_by_name(router: StreamChatModel) -> None:
@@ -192,6 +207,12 @@ def test_stream_tiers_lists_them_and_which_are_reachable(config_file: Path) -> N
     assert tiers["gpu-box"]["capabilities"] == ["structured_output"]
     assert (tiers["cloud-large"]["level"], tiers["cloud-large"]["privacy"]) == ("HIGH", "external")
     assert CLOUD_KEY not in done.stdout
+    doctor = run_cli("doctor", "--json", env={"STREAM_CONFIG": str(config_file)})
+    assert doctor.returncode == 0, doctor.stderr
+    rows = {row["part"]: row for row in json.loads(doctor.stdout.strip().splitlines()[-1])}
+    assert rows["tier gpu-box (openai, MEDIUM, institutional)"]["healthy"] is True
+    assert rows["tier cloud-large (openai, HIGH, external)"]["healthy"] is True
+    assert "local endpoint" in rows["tier hpc (hpc, MEDIUM, institutional)"]["detail"]
 
 
 def test_fallback_walks_the_configured_order_when_servers_stop(

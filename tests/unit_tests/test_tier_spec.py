@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,41 @@ def test_a_bad_entry_in_the_file_fails_get_settings(
 def test_tiers_from_the_environment_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAM_TIERS", '[{"name": "box", "kind": "openai", "model": "m"}]')
     assert Settings().configured_tiers == ["box"]
+
+
+def test_stream_tiers_json_says_which_tiers_are_reachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from typer.testing import CliRunner
+
+    from langchain_stream.cli import app
+
+    with socket.socket() as sock:  # a port nothing listens on once the block ends
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    path = tmp_path / "stream.toml"
+    path.write_text(
+        '[[tiers]]\nname = "laptop"\nkind = "llama_cpp"\ncapabilities = ["tools"]\n'
+        f'[[tiers]]\nname = "box"\nkind = "openai"\nmodel = "m"\nlevel = "HIGH"\n'
+        f'base_url = "http://127.0.0.1:{closed}/v1"\napi_key = "sk-secret"\n'
+        '[[tiers]]\nname = "gone"\nkind = "llama_cpp"\nmodel = "/nonexistent/model.gguf"\n'
+    )
+    monkeypatch.setenv("STREAM_CONFIG", str(path))
+    get_settings.cache_clear()
+    done = CliRunner().invoke(app, ["tiers", "--json"])
+    assert done.exit_code == 0, done.output
+    tiers = {t["name"]: t for t in json.loads(done.stdout)["tiers"]}
+    assert list(tiers) == ["laptop", "box", "gone"]
+    laptop, box, gone = tiers.values()
+    assert {k: laptop[k] for k in ("kind", "level", "privacy", "capabilities", "reachable")} == {
+        "kind": "llama_cpp",
+        "level": "LOW",
+        "privacy": "institutional",
+        "capabilities": ["tools"],
+        "reachable": True,
+    }
+    assert box["reachable"] is False and "unreachable" in box["detail"]
+    assert gone["reachable"] is False and "/nonexistent/model.gguf" in gone["detail"]
+    assert "sk-secret" not in done.stdout
