@@ -49,8 +49,14 @@ class TierNeeds:
     context_tokens: int = 0
     """Prompt tokens that no summary can fold away (the latest turn)."""
 
+    def __bool__(self) -> bool:
+        """Whether the request needs anything of a tier at all (most need nothing)."""
+        return self.tools or self.structured_output or self.vision or self.context_tokens > 0
+
     def unmet_by(self, spec: TierSpec) -> list[str]:
         """What ``spec`` lacks for this request."""
+        if not self:
+            return []
         missing = [
             capability
             for capability, needed in (
@@ -84,21 +90,18 @@ def order_tiers(
     """
     if pin is not None:
         return [spec.name for spec in tiers if spec.name == pin][:1]
-    required = LEVEL_RANK[(complexity or Complexity.LOW).value]
-    eligible = [
-        (index, spec)
-        for index, spec in enumerate(tiers)
-        if not needs.unmet_by(spec) and (not institutional or spec.privacy == "institutional")
-    ]
-    covering = sorted(
-        (item for item in eligible if item[1].rank >= required),
-        key=lambda item: (item[1].cost, item[1].rank, item[0]),
-    )
-    below = sorted(
-        (item for item in eligible if item[1].rank < required),
-        key=lambda item: (-item[1].rank, item[1].cost, item[0]),
-    )
-    return [spec.name for _, spec in covering + below]
+    required = LEVEL_RANK[complexity or Complexity.LOW]  # a StrEnum: its value is the key
+    covering: list[tuple[float, int, int, str]] = []
+    below: list[tuple[int, float, int, str]] = []
+    for index, spec in enumerate(tiers):
+        if (institutional and spec.privacy != "institutional") or needs.unmet_by(spec):
+            continue
+        rank, cost = spec.rank, spec.cost
+        if rank >= required:
+            covering.append((cost, rank, index, spec.name))
+        else:
+            below.append((-rank, cost, index, spec.name))
+    return [item[-1] for item in sorted(covering)] + [item[-1] for item in sorted(below)]
 
 
 @dataclass(frozen=True)
@@ -178,10 +181,11 @@ def decide_candidates(
     else:
         order = order_tiers(tiers, complexity=complexity, needs=needs)
         decision = Decision(order, "judge")
-        unfit = [(spec.name, lack) for spec in tiers if (lack := needs.unmet_by(spec))]
-        decision.policies.extend(
-            f"capabilities: {name} lacks {', '.join(lack)}" for name, lack in unfit
-        )
+        if needs:
+            unfit = [(spec.name, lack) for spec in tiers if (lack := needs.unmet_by(spec))]
+            decision.policies.extend(
+                f"capabilities: {name} lacks {', '.join(lack)}" for name, lack in unfit
+            )
 
     privacy_cause = _privacy_cause(request, sensitive, conversation, private_conversations)
     if unscannable and external:

@@ -51,6 +51,8 @@ class PolicyEngine:
         names = [spec.name for spec in self.specs]
         names += [name for name in DEFAULT_TIER_NAMES if name not in names]
         self._by_name = {spec.name: spec for spec in specs_for(names, self.specs)}
+        # Only a declared context window makes counting the latest turn worth its time.
+        self._windows = any(spec.context_window is not None for spec in self.specs)
         self.detector = SensitiveDataDetector(
             settings.sensitive_patterns, phone_region=settings.sensitive_phone_region
         )
@@ -120,7 +122,7 @@ class PolicyEngine:
             not_ready=lambda tier: self.health.not_ready(tier, models[tier]),
             private_conversations=self.settings.pin_sensitive_conversations,
             specs=self.specs,
-            needs=request_needs(messages, call_kwargs),
+            needs=request_needs(messages, call_kwargs, count_tokens=self._windows),
         )
         return decision, sensitive
 
@@ -219,15 +221,20 @@ class PolicyEngine:
             store.record_failure(entry)
 
 
-def request_needs(messages: Sequence[BaseMessage], call_kwargs: Mapping[str, Any]) -> TierNeeds:
-    """What the request needs of a tier: bound tools, a response format, images, and the
-    latest turn's tokens (older turns can be summarized to fit; it cannot)."""
-    latest = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
+def request_needs(
+    messages: Sequence[BaseMessage], call_kwargs: Mapping[str, Any], *, count_tokens: bool = True
+) -> TierNeeds:
+    """What the request needs of a tier: bound tools, a response format, images, and (with
+    ``count_tokens``) the latest turn's tokens, which no summary can fold away."""
+    tokens = 0
+    if count_tokens:
+        latest = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
+        tokens = count_tokens_approximately([latest]) if latest is not None else 0
     return TierNeeds(
         tools=bool(call_kwargs.get("tools")),
         structured_output=bool(call_kwargs.get("response_format")),
         vision=any(_has_image(m) for m in messages),
-        context_tokens=count_tokens_approximately([latest]) if latest is not None else 0,
+        context_tokens=tokens,
     )
 
 

@@ -154,3 +154,21 @@ def test_unfit_tiers_are_named_in_the_policies() -> None:
     decision = decide(complexity=MEDIUM, needs=TierNeeds(tools=True))
     assert decision.candidates[0] == "hpc"
     assert decision.policies == ["capabilities: gpu-box lacks tools"]
+
+
+def test_what_a_request_needs_is_read_from_the_call() -> None:
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from langchain_stream.policies.engine import request_needs
+
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    messages = [
+        HumanMessage("an old turn " * 500),
+        AIMessage("ok"),
+        HumanMessage(content=[{"type": "text", "text": "What is in it?"}, image]),
+    ]
+    needs = request_needs(messages, {"tools": [{"type": "function"}], "response_format": {}})
+    assert (needs.tools, needs.structured_output, needs.vision) == (True, False, True)
+    assert 0 < needs.context_tokens < 100  # the latest turn only: older ones can be folded
+    plain = request_needs([HumanMessage("hi")], {}, count_tokens=False)
+    assert plain == TierNeeds() and not plain
