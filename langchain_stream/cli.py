@@ -330,8 +330,10 @@ def costs(
         raise _fail(ValueError("the ledger is disabled (STREAM_DATABASE_URL=none)"))
     rows = store.spend_by_day_and_tier()
     total = sum(r["cost_usd"] or 0.0 for r in rows)
+    # The external tiers' answers cost what they cost; the others, the cloud equivalent.
+    external = {s.name for s in get_settings().tier_specs if s.privacy == "external"} | {"cloud"}
     all_cloud = sum(
-        (r["cost_usd"] or 0.0) if r["tier"] == "cloud" else (r["cloud_equivalent_usd"] or 0.0)
+        (r["cost_usd"] or 0.0) if r["tier"] in external else (r["cloud_equivalent_usd"] or 0.0)
         for r in rows
     )
     report = {
