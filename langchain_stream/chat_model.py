@@ -34,10 +34,9 @@ class StreamChatModel(StreamFirstChatModel):
     """A chat model that routes each request to the local, HPC or cloud tier and streams it back.
 
     With no arguments it answers on the local tier with the embedded model; the HPC and cloud
-    tiers join when configured (see :mod:`langchain_stream.config`), or the ``[[tiers]]`` list
-    replaces them (docs/tiers.md). Every answer carries the
-    routing record in ``response_metadata["routing"]`` (on a stream: the first chunk, completed
-    by the last).
+    tiers join when configured (see :mod:`langchain_stream.config`), or a ``[[tiers]]`` list
+    replaces all three (docs/tiers.md). Every answer carries the routing record in
+    ``response_metadata["routing"]`` (on a stream: the first chunk, completed by the last).
 
     Example:
         .. code-block:: python

@@ -2,7 +2,7 @@
 
 ::
 
-    START → compress → judge → route ─route_to_tier─► each tier (local | hpc | cloud) ─► END
+    START → compress → judge → route ─route_to_tier─► local | hpc | cloud ─► END
                                           ▲                      │ failed before its first token
                                           └─ route_to_tier ◄─ fallback
 
@@ -548,10 +548,11 @@ def tier_node_names() -> list[Tier]:
     return [*names, *(t for t in TIERS if t not in names)]
 
 
-def build_router_graph() -> StateGraph:
-    """The router graph, uncompiled (for embedding as a subgraph or adding a checkpointer)."""
+def build_router_graph(tiers: Sequence[Tier] | None = None) -> StateGraph:
+    """The router graph, uncompiled (for embedding as a subgraph or adding a checkpointer),
+    with a node for each of ``tiers`` (by default :func:`tier_node_names`)."""
     graph = StateGraph(RouterState, context_schema=RouterContext)
-    tiers = tier_node_names()
+    tiers = list(tiers) if tiers is not None else tier_node_names()
     for name in STEPS:
         graph.add_node(name, _step_node(name))
     for tier in tiers:

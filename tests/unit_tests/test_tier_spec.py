@@ -157,3 +157,14 @@ def test_stream_tiers_json_says_which_tiers_are_reachable(
     assert box["reachable"] is False and "unreachable" in box["detail"]
     assert gone["reachable"] is False and "/nonexistent/model.gguf" in gone["detail"]
     assert "sk-secret" not in done.stdout
+
+
+def test_the_graph_has_a_node_per_configured_tier(monkeypatch: pytest.MonkeyPatch) -> None:
+    from langchain_stream.graph import build_router_graph, tier_node_names
+
+    monkeypatch.setenv("STREAM_TIERS", '[{"name": "laptop", "kind": "llama_cpp"}]')
+    get_settings.cache_clear()
+    assert tier_node_names() == ["laptop", "local", "hpc", "cloud"]
+    nodes = build_router_graph().compile().get_graph().nodes
+    assert {"laptop", "local", "hpc", "cloud", "route", "fallback"} <= set(nodes)
+    assert "gpu-box" in build_router_graph(["gpu-box"]).compile().get_graph().nodes
