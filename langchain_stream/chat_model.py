@@ -34,9 +34,9 @@ class StreamChatModel(StreamFirstChatModel):
     """A chat model that routes each request to the local, HPC or cloud tier and streams it back.
 
     With no arguments it answers on the local tier with the embedded model; the HPC and cloud
-    tiers join when configured (see :mod:`langchain_stream.config`). Every answer carries the
-    routing record in ``response_metadata["routing"]`` (on a stream: the first chunk, completed
-    by the last).
+    tiers join when configured (see :mod:`langchain_stream.config`), or a ``[[tiers]]`` list
+    replaces all three (docs/tiers.md). Every answer carries the routing record in
+    ``response_metadata["routing"]`` (on a stream: the first chunk, completed by the last).
 
     Example:
         .. code-block:: python
@@ -100,13 +100,29 @@ class StreamChatModel(StreamFirstChatModel):
         if self._tiers is None:
             from langchain_stream.tiers import build_tier_models
 
-            configured = build_tier_models(get_settings())
+            settings = get_settings()
+            configured = build_tier_models(settings)
             given = {"local": self.local, "hpc": self.hpc, "cloud": self.cloud}
             for tier, model in given.items():
                 if model is not None:
-                    configured[tier] = model  # type: ignore[index]
-            self._tiers = {t: configured[t] for t in ("local", "hpc", "cloud") if t in configured}
+                    configured[tier] = model
+            # Configured tiers keep their order; the default ones keep theirs.
+            order = [s.name for s in settings.tiers] or list(TIERS)
+            names = [t for t in order if t in configured]
+            names += [t for t in configured if t not in names]
+            self._tiers = {t: configured[t] for t in names}
         return self._tiers
+
+    def _pin_from_model_name(self, name: str | None) -> Tier | None:
+        """A per-call ``model`` of ``stream-<tier name>`` pins a tier; ``stream-auto`` routes."""
+        if name is None or name == "stream-auto":
+            return None
+        tier = name.removeprefix("stream-")
+        known = tier in self.tier_models() or tier in TIERS  # an unconfigured default: 503
+        if not known or not name.startswith("stream-"):
+            served = ", ".join(["stream-auto", *(f"stream-{t}" for t in self.tier_models())])
+            raise InvalidRequestError(f"unknown model {name!r}: use one of {served}")
+        return tier
 
     def policy_engine(self) -> PolicyEngine:
         """This model's policies (breakers, ledger, audit), built once from the settings."""
@@ -171,7 +187,7 @@ class StreamChatModel(StreamFirstChatModel):
         }
         call_kwargs.update(kwargs)
         call_kwargs.pop("ls_structured_output_format", None)
-        pin = _pin_from_model_name(call_kwargs.pop("model", None)) or self.tier
+        pin = self._pin_from_model_name(call_kwargs.pop("model", None)) or self.tier
         request = RoutingRequest(
             user=str(
                 call_kwargs.pop("user", None)
@@ -236,15 +252,3 @@ def _as_chunk(item: Any) -> AIMessageChunk:
     if not isinstance(item, AIMessageChunk):
         raise TypeError(f"the router streamed {type(item).__name__}, not AIMessageChunk")
     return item
-
-
-def _pin_from_model_name(name: str | None) -> Tier | None:
-    """A per-call ``model`` of ``stream-local|hpc|cloud`` pins a tier; ``stream-auto`` routes."""
-    if name is None or name == "stream-auto":
-        return None
-    tier = name.removeprefix("stream-")
-    if tier not in TIERS or not name.startswith("stream-"):
-        raise InvalidRequestError(
-            f"unknown model {name!r}: use stream-auto, stream-local, stream-hpc or stream-cloud"
-        )
-    return tier  # type: ignore[return-value]

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from langchain_stream.config import TIERS, get_settings
+from langchain_stream.config import get_settings
 from langchain_stream.errors import ConfigurationError, StreamError
 
 app = typer.Typer(
@@ -97,7 +97,7 @@ def _fail(exc: Exception) -> typer.Exit:
 def chat(
     question: Annotated[str, typer.Argument(help="The question to answer.")],
     tier: Annotated[
-        str | None, typer.Option(help="Pin a tier (local, hpc, cloud) instead of judging.")
+        str | None, typer.Option(help="Pin a configured tier (by name) instead of judging.")
     ] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Maximum answer tokens.")] = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = None,
@@ -113,16 +113,19 @@ def chat(
     from langchain_core.messages import HumanMessage, SystemMessage
 
     from langchain_stream.chat_model import StreamChatModel
+    from langchain_stream.tiers.local import ChatLocal
 
-    if tier is not None and tier not in TIERS:
-        raise _fail(ValueError(f"--tier must be one of {', '.join(TIERS)}"))
     try:
-        model = StreamChatModel(tier=tier, max_tokens=max_tokens, temperature=temperature)  # type: ignore[arg-type]
+        names = get_settings().configured_tiers
+        if tier is not None and tier not in names:
+            raise _fail(
+                ValueError(f"the tier {tier!r} is not configured (configured: {', '.join(names)})")
+            )
+        model = StreamChatModel(tier=tier, max_tokens=max_tokens, temperature=temperature)
         with console.status("Loading the local model…"):
-            local = model.tier_models()["local"]
-            load = getattr(local, "load", None)
-            if load is not None:
-                load()
+            for tier_model in model.tier_models().values():
+                if isinstance(tier_model, ChatLocal):  # in process: load before timing
+                    tier_model.load()
         messages = [SystemMessage(system)] if system else []
         messages.append(HumanMessage(question))
         started = time.perf_counter()
@@ -160,6 +163,39 @@ def chat(
     for key in ("tier", "model", "complexity", "reason", "judge_ms", "ttft_ms", "tokens_per_s"):
         table.add_row(key, str(summary[key]))
     console.print(table)
+
+
+@app.command()
+def tiers(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the tiers as JSON.")] = False,
+) -> None:
+    """The configured tiers, their level, privacy class and capabilities, and whether each is
+    reachable now."""
+    from langchain_stream.doctor import tier_statuses
+
+    try:
+        statuses = tier_statuses(get_settings())
+    except StreamError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        payload = {"tiers": [s.model_dump() for s in statuses]}
+        sys.stdout.write(json.dumps(payload) + "\n")
+        return
+    table = Table(title="langchain-stream tiers", title_justify="left")
+    for column in ("name", "kind", "level", "privacy", "capabilities", "reachable", "detail"):
+        table.add_column(column)
+    for status in statuses:
+        capabilities = status.capabilities
+        table.add_row(
+            status.name,
+            status.kind,
+            status.level,
+            status.privacy,
+            "not declared" if capabilities is None else ", ".join(capabilities) or "none",
+            "[green]yes[/]" if status.reachable else "[red]no[/]",
+            escape(status.detail),
+        )
+    Console().print(table)
 
 
 @app.command()
@@ -294,8 +330,10 @@ def costs(
         raise _fail(ValueError("the ledger is disabled (STREAM_DATABASE_URL=none)"))
     rows = store.spend_by_day_and_tier()
     total = sum(r["cost_usd"] or 0.0 for r in rows)
+    # The external tiers' answers cost what they cost; the others, the cloud equivalent.
+    external = {s.name for s in get_settings().tier_specs if s.privacy == "external"} | {"cloud"}
     all_cloud = sum(
-        (r["cost_usd"] or 0.0) if r["tier"] == "cloud" else (r["cloud_equivalent_usd"] or 0.0)
+        (r["cost_usd"] or 0.0) if r["tier"] in external else (r["cloud_equivalent_usd"] or 0.0)
         for r in rows
     )
     report = {

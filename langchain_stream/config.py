@@ -8,6 +8,9 @@ The TOML file is ``$STREAM_CONFIG`` when set, else ``./stream.toml`` when presen
     local_model = "/models/llama-3.2-3b-instruct-q4_k_m.gguf"
     judge = "keyword"
     cloud_model = "gpt-4o-mini"
+
+A ``[[tiers]]`` list replaces the three default tiers by any number of named ones
+(docs/tiers.md).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -28,9 +31,17 @@ from pydantic_settings import (
 )
 
 from langchain_stream.errors import ConfigurationError
+from langchain_stream.tier_spec import (
+    DEFAULT_TIER_NAMES,
+    TierName,
+    TierSpec,
+    default_tier_specs,
+    parse_tier_specs,
+)
 
-Tier = Literal["local", "hpc", "cloud"]
-TIERS: tuple[Tier, ...] = ("local", "hpc", "cloud")
+Tier = TierName
+TIERS: tuple[Tier, ...] = DEFAULT_TIER_NAMES
+"""The default tiers' names (when no ``[[tiers]]`` are configured)."""
 
 CONFIG_ENV_VAR = "STREAM_CONFIG"
 _DEFAULT_CONFIG_PATHS = (
@@ -88,6 +99,10 @@ class Settings(BaseSettings):
     cache_dir: Path | None = Field(default_factory=lambda: _default_cache_dir())
     """Where machine-specific answers (the extra-buffer probe) are cached; ``none`` keeps
     nothing. Default: ``$XDG_CACHE_HOME/langchain-stream`` or ``~/.cache/langchain-stream``."""
+
+    # --- tiers as configuration (docs/tiers.md) ---------------------------------------------
+    tiers: list[TierSpec] = Field(default_factory=list)
+    """The ``[[tiers]]`` list; empty means the three default tiers from the settings below."""
 
     # --- generation defaults ----------------------------------------------------------------
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
@@ -236,6 +251,24 @@ class Settings(BaseSettings):
     max_schema_nodes: int = Field(default=2000, ge=1)
     """Most objects, arrays and values in all of one request's JSON schemas; more: HTTP 400."""
 
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            # A bad [[tiers]] entry is a configuration error naming the entry.
+            for error in exc.errors(include_url=False):
+                cause = error.get("ctx", {}).get("error")
+                if error["loc"][:1] == ("tiers",) and isinstance(cause, ConfigurationError):
+                    raise cause from None
+            raise
+
+    @field_validator("tiers", mode="before")
+    @classmethod
+    def _parse_tiers(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return parse_tier_specs(value)
+        return value
+
     @field_validator("cache_dir", mode="before")
     @classmethod
     def _none_cache_dir(cls, value: Any) -> Any:
@@ -273,14 +306,14 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     @property
+    def tier_specs(self) -> list[TierSpec]:
+        """The configured tiers: the ``[[tiers]]`` list, else the default ones."""
+        return list(self.tiers) if self.tiers else default_tier_specs(self)
+
+    @property
     def configured_tiers(self) -> list[Tier]:
-        """Tiers with enough configuration to be tried, in tier order."""
-        tiers: list[Tier] = ["local"]
-        if self.hpc_endpoint_id:
-            tiers.append("hpc")
-        if self.cloud_model:
-            tiers.append("cloud")
-        return tiers
+        """Tiers with enough configuration to be tried, in configuration order."""
+        return [spec.name for spec in self.tier_specs]
 
 
 @lru_cache(maxsize=1)

@@ -6,11 +6,13 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 from pydantic import BaseModel
 
 from langchain_stream.config import Settings
 from langchain_stream.errors import StreamError
+from langchain_stream.tier_spec import TierSpec
 
 PROBE_TIMEOUT_S = 5.0
 
@@ -24,15 +26,90 @@ class HealthRow(BaseModel):
     detail: str
 
 
+class TierStatus(BaseModel):
+    """One configured tier, as ``stream tiers`` lists it."""
+
+    name: str
+    kind: str
+    level: str
+    privacy: str
+    capabilities: list[str] | None
+    """What the tier declares it supports; ``None``: not declared (routing assumes any)."""
+    model: str | None
+    base_url: str | None
+    context_window: int | None
+    cost_per_million_tokens: dict[str, float] | None
+    reachable: bool
+    detail: str
+    """Where the tier was reached, or why it was not."""
+
+
+def tier_statuses(settings: Settings) -> list[TierStatus]:
+    """Every configured tier and whether it is reachable now; never raises for a tier that
+    is not. Cheap checks only: the GGUF file exists, the server lists its models, the relays
+    and the endpoint answer (no model is loaded and no worker started)."""
+    statuses = []
+    for spec in settings.tier_specs:
+        try:
+            detail, reachable = _reach(spec, settings), True
+        except (StreamError, OSError, ValueError) as exc:
+            detail, reachable = str(exc), False
+        statuses.append(TierStatus(**spec.describe(), reachable=reachable, detail=detail))
+    return statuses
+
+
+def _reach(spec: TierSpec, settings: Settings) -> str:
+    if spec.kind == "llama_cpp":
+        from langchain_stream.tiers.embedded import embedded_model_path
+
+        path = Path(spec.model) if spec.model else embedded_model_path()
+        if not path.is_file():
+            raise OSError(f"the GGUF file {path} does not exist")
+        return f"GGUF file {path}"
+    if spec.kind == "openai":
+        base = (spec.base_url or "https://api.openai.com/v1").rstrip("/")
+        key = spec.api_key.get_secret_value() if spec.api_key else ""
+        _http_ok(f"{base}/models", headers={"Authorization": f"Bearer {key}"} if key else {})
+        return f"{spec.model} at {base}"
+    endpoint = spec.endpoint_id or settings.hpc_endpoint_id
+    if not endpoint:
+        raise ValueError("no endpoint: set endpoint_id or STREAM_HPC_ENDPOINT_ID")
+    parts = [_check_relays(settings)] if settings.relay_urls else []
+    if endpoint == "local":
+        parts.append("local endpoint (its workers start on first use)")
+    else:
+        parts.append(_globus_endpoint_status(endpoint))
+    return "; ".join(parts)
+
+
+def _check_relays(settings: Settings) -> str:
+    if settings.relay_secret is None:
+        raise ValueError("STREAM_RELAY_URLS is set but STREAM_RELAY_SECRET is not")
+    for url in settings.relay_urls:
+        health = url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
+        _http_ok(health.rstrip("/") + "/healthz")
+    return f"relays healthy: {', '.join(settings.relay_urls)}"
+
+
 def check_all(settings: Settings) -> list[HealthRow]:
-    """Check the judge and every tier; never raises for an unhealthy part."""
-    return [
-        check_judge(settings),
-        check_routing_shares(settings),
-        check_local(settings),
-        check_hpc(settings),
-        check_cloud(settings),
-    ]
+    """Check the judge and every tier; never raises for an unhealthy part.
+
+    The default tiers get their deep checks (the local model generates, the local HPC
+    endpoint answers); a ``[[tiers]]`` list gets one row per tier from :func:`tier_statuses`.
+    """
+    rows = [check_judge(settings), check_routing_shares(settings)]
+    if not settings.tiers:
+        return [*rows, check_local(settings), check_hpc(settings), check_cloud(settings)]
+    for status in tier_statuses(settings):
+        rows.append(
+            HealthRow(
+                part=f"tier {status.name} ({status.kind}, {status.level}, {status.privacy})",
+                configured=True,
+                healthy=status.reachable,
+                detail=status.detail,
+            )
+        )
+    return rows
 
 
 def _guarded(part: str, check: Callable[[], str]) -> HealthRow:
@@ -115,12 +192,7 @@ def check_hpc(settings: Settings) -> HealthRow:
     def run() -> str:
         parts = []
         if settings.relay_urls:
-            if settings.relay_secret is None:
-                raise ValueError("STREAM_RELAY_URLS is set but STREAM_RELAY_SECRET is not")
-            for url in settings.relay_urls:
-                health = url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
-                _http_ok(health.rstrip("/") + "/healthz")
-            parts.append(f"relays healthy: {', '.join(settings.relay_urls)}")
+            parts.append(_check_relays(settings))
         elif settings.hpc_endpoint_id != "local":
             parts.append("no relay configured: answers come in batch mode (STREAM_RELAY_URLS)")
         if settings.hpc_endpoint_id == "local":

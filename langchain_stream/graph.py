@@ -542,19 +542,28 @@ def _query_and_context(messages: Sequence[BaseMessage]) -> tuple[str, list[str]]
     return messages[index].text, [m.text for m in earlier]
 
 
-def build_router_graph() -> StateGraph:
-    """The router graph, uncompiled (for embedding as a subgraph or adding a checkpointer)."""
+def tier_node_names() -> list[Tier]:
+    """The graph's tier nodes: the configured tiers, and the default ones (which a
+    ``StreamChatModel`` may be given as models)."""
+    names = get_settings().configured_tiers
+    return [*names, *(t for t in TIERS if t not in names)]
+
+
+def build_router_graph(tiers: Sequence[Tier] | None = None) -> StateGraph:
+    """The router graph, uncompiled (for embedding as a subgraph or adding a checkpointer),
+    with a node for each of ``tiers`` (by default :func:`tier_node_names`)."""
     graph = StateGraph(RouterState, context_schema=RouterContext)
+    tiers = list(tiers) if tiers is not None else tier_node_names()
     for name in STEPS:
         graph.add_node(name, _step_node(name))
-    for tier in TIERS:
+    for tier in tiers:
         graph.add_node(tier, _tier_node(tier))
-        graph.add_conditional_edges(tier, NEXT[tier], {END: END, FALLBACK: FALLBACK})
+        graph.add_conditional_edges(tier, route_after_tier, {END: END, FALLBACK: FALLBACK})
     graph.add_edge(START, COMPRESS)
     graph.add_edge(COMPRESS, NEXT[COMPRESS]({}))  # type: ignore[arg-type]
     graph.add_edge(JUDGE, NEXT[JUDGE]({}))  # type: ignore[arg-type]
-    graph.add_conditional_edges(ROUTE, NEXT[ROUTE], {t: t for t in (*TIERS, FALLBACK)})
-    graph.add_conditional_edges(FALLBACK, NEXT[FALLBACK], {t: t for t in TIERS})
+    graph.add_conditional_edges(ROUTE, NEXT[ROUTE], {t: t for t in (*tiers, FALLBACK)})
+    graph.add_conditional_edges(FALLBACK, NEXT[FALLBACK], {t: t for t in tiers})
     return graph
 
 
@@ -616,7 +625,7 @@ def _direct_stream(state: RouterState, context: RouterContext) -> Iterator[AIMes
             yield from tier_run.stream(state)
             update = tier_run.update
         state = _merge(state, update)
-        node = NEXT[node](state)
+        node = NEXT.get(node, route_after_tier)(state)
 
 
 async def _direct_astream(
@@ -632,7 +641,7 @@ async def _direct_astream(
                 yield chunk
             update = tier_run.update
         state = _merge(state, update)
-        node = NEXT[node](state)
+        node = NEXT.get(node, route_after_tier)(state)
 
 
 def isolated_stream(state: RouterState, context: RouterContext) -> Iterator[AIMessageChunk]:

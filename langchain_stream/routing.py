@@ -17,8 +17,8 @@ from langchain_stream.judge.base import Complexity
 
 Reason = Literal["judge", "pin", "privacy", "budget", "sticky", "health", "fallback"]
 
-# Tier order tried for each class when the preferred tier cannot serve
-# (docs/design.md#request-path, health).
+# The default tiers' order for each class (docs/design.md#request-path), which
+# `policies.decide.order_tiers` derives from their levels; configured tiers get theirs from it.
 TIER_ORDER: dict[Complexity, tuple[Tier, ...]] = {
     Complexity.LOW: ("local", "hpc", "cloud"),
     Complexity.MEDIUM: ("hpc", "cloud", "local"),

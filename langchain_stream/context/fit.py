@@ -264,7 +264,7 @@ class TierFitter:
             counter=counter,
             counter_kind=kind,
             settings=settings,
-            local=models.get("local"),
+            local=_summarizer_model(models),
             # The tools' schemas (as the estimate weighs them) and their instructions.
             extra_bytes=math.ceil(len(json.dumps(tools, default=str)) * 1.1) + 1024 if tools else 0,
         )
@@ -353,6 +353,16 @@ def _first(candidates: Sequence[int], ok: Callable[[int], bool]) -> int | None:
         else:
             low = mid + 1
     return candidates[low] if low < len(candidates) else None
+
+
+def _summarizer_model(models: Mapping[Tier, BaseChatModel]) -> BaseChatModel | None:
+    """The model that summarizes: the ``local`` tier's, else the first in-process one of a
+    ``[[tiers]]`` list (docs/tiers.md)."""
+    from langchain_stream.tiers.local import ChatLocal
+
+    if "local" in models:
+        return models["local"]
+    return next((m for m in models.values() if isinstance(m, ChatLocal)), None)
 
 
 def _overflow(tier: Tier, tokens: int, budget: int) -> ContextOverflowError:

@@ -57,7 +57,9 @@ class RoutingShares(BaseModel):
             if self.drift and max(abs(v) for v in self.drift.values()) > DRIFT_NOTICE:
                 text += ", drifted: recalibrate with `stream judge calibrate`"
             text += ")"
-        return text + f"; answered by {pct(self.tiers, TIER_NAMES)}"
+        configured = set(self.tiers) - set(TIER_NAMES)  # tiers of a [[tiers]] list
+        names = list(self.tiers) if configured else TIER_NAMES
+        return text + f"; answered by {pct(self.tiers, names)}"
 
 
 # Drift (share points) past which the summary suggests recalibrating.

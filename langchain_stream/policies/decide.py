@@ -1,15 +1,19 @@
 """Turning the judge's class into the ordered tiers to try, under the routing policies.
 
-Policies apply in a fixed order, each noting its effect (docs/design.md#request-path):
+The order itself comes from one rule, :func:`order_tiers` (docs/tiers.md): the cheapest tier
+whose level covers the judged complexity, whose capabilities cover the request and whose
+privacy class allows the data, then the rest in fallback order. Policies then apply in a fixed
+order, each noting its effect (docs/design.md#request-path):
 
 1. **pin** — the caller chose a tier (it replaces the judge's order);
 2. **privacy** — ``privacy="institutional"``, sensitive data in the request, content that
    cannot be scanned (images, files) under ``unscannable_content="local"``, or a conversation
-   that already contained sensitive data: the cloud is removed, even when pinned;
-3. **budget** — the user's daily or monthly cloud cap is reached: the cloud is removed, and a
-   HIGH query goes to HPC first;
-4. **stickiness** — within a conversation the tier only moves up: tiers below the highest one
-   that answered before go to the end (used only if everything above fails);
+   that already contained sensitive data: the ``external`` tiers (the cloud) are removed, even
+   when pinned;
+3. **budget** — the user's daily or monthly cloud cap is reached: the external tiers are
+   removed, and a HIGH query goes to the next tier below;
+4. **stickiness** — within a conversation the tier only moves up: tiers of a lower level than
+   the one that answered before go to the end (used only if everything above fails);
 5. **health** — a tier whose breaker is open or that reports itself not ready (e.g. an HPC
    endpoint still queued or cold) goes to the end, so no request waits on a cold start.
 
@@ -24,11 +28,80 @@ from typing import Literal
 
 from langchain_stream.judge.base import Complexity
 from langchain_stream.policies.prices import format_usd
-from langchain_stream.policies.store import TIER_RANK, ConversationState
-from langchain_stream.routing import Reason, candidate_tiers
+from langchain_stream.policies.store import ConversationState
+from langchain_stream.routing import Reason
+from langchain_stream.tier_spec import LEVEL_RANK, TierSpec, specs_for
 
 Privacy = Literal["standard", "institutional"]
 UnscannableRule = Literal["local", "cloud"]
+
+
+@dataclass(frozen=True)
+class TierNeeds:
+    """What a request needs of the tier that answers it."""
+
+    tools: bool = False
+    """Tools are bound to the call."""
+    structured_output: bool = False
+    """The call sets a ``response_format``."""
+    vision: bool = False
+    """The messages carry images."""
+    context_tokens: int = 0
+    """Prompt tokens that no summary can fold away (the latest turn)."""
+
+    def __bool__(self) -> bool:
+        """Whether the request needs anything of a tier at all (most need nothing)."""
+        return self.tools or self.structured_output or self.vision or self.context_tokens > 0
+
+    def unmet_by(self, spec: TierSpec) -> list[str]:
+        """What ``spec`` lacks for this request."""
+        if not self:
+            return []
+        missing = [
+            capability
+            for capability, needed in (
+                ("tools", self.tools),
+                ("structured_output", self.structured_output),
+                ("vision", self.vision),
+            )
+            if needed and not spec.can(capability)  # type: ignore[arg-type]
+        ]
+        if spec.context_window is not None and self.context_tokens > spec.context_window:
+            missing.append(f"context window {spec.context_window} < {self.context_tokens}")
+        return missing
+
+
+def order_tiers(
+    tiers: Sequence[TierSpec],
+    *,
+    complexity: Complexity | None,
+    needs: TierNeeds = TierNeeds(),
+    institutional: bool = False,
+    pin: str | None = None,
+) -> list[str]:
+    """The candidate tiers for a request, in the order they are tried.
+
+    A pinned tier is the only candidate (``[]`` when it is not among ``tiers``). Otherwise the
+    tiers that can serve the request (their capabilities cover ``needs``; only
+    ``institutional`` ones when the data is institutional) come first when their level covers
+    ``complexity`` — cheapest first, then the lowest level, then configuration order — and then
+    the others, highest level first: the closest to what the query needs. A tier that cannot
+    serve the request is not a candidate at all.
+    """
+    if pin is not None:
+        return [spec.name for spec in tiers if spec.name == pin][:1]
+    required = LEVEL_RANK[complexity or Complexity.LOW]  # a StrEnum: its value is the key
+    covering: list[tuple[float, int, int, str]] = []
+    below: list[tuple[int, float, int, str]] = []
+    for index, spec in enumerate(tiers):
+        if (institutional and spec.privacy != "institutional") or needs.unmet_by(spec):
+            continue
+        rank, cost = spec.rank, spec.cost
+        if rank >= required:
+            covering.append((cost, rank, index, spec.name))
+        else:
+            below.append((-rank, cost, index, spec.name))
+    return [item[-1] for item in sorted(covering)] + [item[-1] for item in sorted(below)]
 
 
 @dataclass(frozen=True)
@@ -91,20 +164,31 @@ def decide_candidates(
     private_conversations: bool = True,
     unscannable: Sequence[str] = (),
     unscannable_rule: UnscannableRule = "local",
+    specs: Sequence[TierSpec] = (),
+    needs: TierNeeds = TierNeeds(),
 ) -> Decision:
     """Apply the policies to the judge's class (or the pin) over the available tiers.
 
     ``unscannable`` describes content the detector could not read (``"data URL
     (image/png)"``); ``unscannable_rule`` says where such a ``standard`` request may go.
+    ``specs`` describe the available tiers (default tiers missing from it get their default
+    spec); ``needs`` is what the request needs of a tier.
     """
+    tiers = specs_for(list(available), specs)
+    external = [spec.name for spec in tiers if spec.privacy == "external"]
     if pin is not None:
-        decision = Decision([pin] if pin in available else [], "pin", [f"pin: {pin}"])
+        decision = Decision(order_tiers(tiers, complexity=None, pin=pin), "pin", [f"pin: {pin}"])
     else:
-        order = candidate_tiers(complexity or Complexity.LOW, list(available))
+        order = order_tiers(tiers, complexity=complexity, needs=needs)
         decision = Decision(order, "judge")
+        if needs:
+            unfit = [(spec.name, lack) for spec in tiers if (lack := needs.unmet_by(spec))]
+            decision.policies.extend(
+                f"capabilities: {name} lacks {', '.join(lack)}" for name, lack in unfit
+            )
 
     privacy_cause = _privacy_cause(request, sensitive, conversation, private_conversations)
-    if unscannable and "cloud" in available:
+    if unscannable and external:
         # The audit log says which rule decided where unread content may go.
         what = f"unscannable content ({', '.join(unscannable)})"
         if request.privacy == "institutional":
@@ -117,27 +201,29 @@ def decide_candidates(
             decision.policies.append(
                 f"privacy: {what}: rule unscannable_content=cloud: the cloud is allowed"
             )
-    if privacy_cause and "cloud" in available:
-        # Privacy outranks a pin to the cloud: the request goes to HPC or local instead.
-        kept = (
-            [t for t in ("hpc", "local") if t in available]
-            if pin == "cloud"
-            else [t for t in decision.candidates if t != "cloud"]
-        )
-        _apply(decision, kept, "privacy", f"privacy: {privacy_cause}: cloud excluded")
+    if privacy_cause and external:
+        if pin in external:
+            # Privacy outranks a pin to an external tier: the institutional tiers closest to
+            # the pinned tier's level answer instead.
+            level = Complexity(next(s.level for s in tiers if s.name == pin))
+            kept = order_tiers(tiers, complexity=level, needs=needs, institutional=True)
+        else:
+            kept = [t for t in decision.candidates if t not in external]
+        excluded = ", ".join(external)
+        _apply(decision, kept, "privacy", f"privacy: {privacy_cause}: {excluded} excluded")
 
-    if "cloud" in decision.candidates and budget is not None:
+    paid = [t for t in decision.candidates if t in external]
+    if paid and budget is not None:
         exhausted = budget().exhausted()
         if exhausted:
-            rest = [t for t in decision.candidates if t != "cloud"]
-            if complexity == Complexity.HIGH and "hpc" in rest:
-                rest = ["hpc", *[t for t in rest if t != "hpc"]]
-            _apply(decision, rest, "budget", f"budget: {exhausted}: cloud excluded")
+            rest = [t for t in decision.candidates if t not in external]
+            _apply(decision, rest, "budget", f"budget: {exhausted}: {', '.join(paid)} excluded")
 
+    rank = {spec.name: spec.rank for spec in tiers}
     floor = conversation.floor_tier
-    if floor in TIER_RANK and pin is None:
-        above = [t for t in decision.candidates if TIER_RANK[t] >= TIER_RANK[floor]]
-        below = [t for t in decision.candidates if TIER_RANK[t] < TIER_RANK[floor]]
+    if floor in rank and pin is None:
+        above = [t for t in decision.candidates if rank[t] >= rank[floor]]
+        below = [t for t in decision.candidates if rank[t] < rank[floor]]
         if above:
             _apply(
                 decision, above + below, "sticky", f"sticky: the conversation has reached {floor}"

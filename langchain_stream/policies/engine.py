@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.messages.utils import count_tokens_approximately
 
 from langchain_stream.config import Settings
 from langchain_stream.judge.base import Complexity
@@ -16,6 +17,7 @@ from langchain_stream.policies.decide import (
     BudgetState,
     Decision,
     RoutingRequest,
+    TierNeeds,
     decide_candidates,
 )
 from langchain_stream.policies.health import TierHealth
@@ -24,6 +26,7 @@ from langchain_stream.policies.prices import ModelPrice, PriceTable
 from langchain_stream.policies.privacy import SensitiveDataDetector
 from langchain_stream.policies.store import AnswerEntry, ConversationState, PolicyStore
 from langchain_stream.routing import RoutingRecord
+from langchain_stream.tier_spec import DEFAULT_TIER_NAMES, TierSpec, specs_for
 
 LONG_SCAN_CHARS = 16_384
 """Requests with more text than this are checked for sensitive data off the event loop."""
@@ -43,6 +46,13 @@ class PolicyEngine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.specs: list[TierSpec] = settings.tier_specs
+        """The configured tiers (default tiers given only as models get default specs)."""
+        names = [spec.name for spec in self.specs]
+        names += [name for name in DEFAULT_TIER_NAMES if name not in names]
+        self._by_name = {spec.name: spec for spec in specs_for(names, self.specs)}
+        # Only a declared context window makes counting the latest turn worth its time.
+        self._windows = any(spec.context_window is not None for spec in self.specs)
         self.detector = SensitiveDataDetector(
             settings.sensitive_patterns, phone_region=settings.sensitive_phone_region
         )
@@ -63,7 +73,8 @@ class PolicyEngine:
     def store(self) -> PolicyStore | None:
         """The ledger/audit database, opened on first use; ``None`` when disabled."""
         if self._store is None and self._url is not None:
-            self._store = PolicyStore(self._url)
+            rank = {name: spec.rank for name, spec in self._by_name.items()}
+            self._store = PolicyStore(self._url, tier_rank=rank)
         return self._store
 
     def decide(
@@ -86,8 +97,8 @@ class PolicyEngine:
         available = list(models)
         sensitive: list[str] = []
         unscannable: list[str] = []
-        # Only look for sensitive data when it could change anything: a cloud tier exists.
-        if "cloud" in available:
+        # Only look for sensitive data when it could change anything: an external tier exists.
+        if self.external(available):
             content = payload_content([cloud_payload(messages, call_kwargs), summary])
             sensitive = self.detector.kinds(content.texts, flow=content.flow)
             unscannable = sorted(set(content.unscannable))
@@ -110,8 +121,14 @@ class PolicyEngine:
             budget=self._budget(request.user) if store is not None else None,
             not_ready=lambda tier: self.health.not_ready(tier, models[tier]),
             private_conversations=self.settings.pin_sensitive_conversations,
+            specs=self.specs,
+            needs=request_needs(messages, call_kwargs, count_tokens=self._windows),
         )
         return decision, sensitive
+
+    def external(self, available: Sequence[str]) -> list[str]:
+        """The available tiers that may not receive institutional data (the cloud)."""
+        return [s.name for s in specs_for(list(available), self.specs) if s.privacy == "external"]
 
     def scans_long(
         self,
@@ -121,7 +138,7 @@ class PolicyEngine:
     ) -> bool:
         """Whether the privacy check of this request takes long enough (a long text full of
         figures: up to 15 µs a character) to be run off the event loop."""
-        if "cloud" not in available:
+        if not self.external(available):
             return False
         size = sum(len(str(m.content)) for m in messages)
         for name in ("tools", "response_format", "stop"):
@@ -138,7 +155,7 @@ class PolicyEngine:
             self.settings.budget_daily_usd is not None
             or self.settings.budget_monthly_usd is not None
         )
-        return request.conversation_id is not None or ("cloud" in available and capped)
+        return request.conversation_id is not None or (capped and bool(self.external(available)))
 
     def _budget(self, user: str) -> Any:
         settings = self.settings
@@ -159,10 +176,20 @@ class PolicyEngine:
         tokens_in, tokens_out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
         cloud_model = cloud_model or self.settings.cloud_model
         equivalent = self.prices.cost(cloud_model, tokens_in, tokens_out)
-        if record.tier == "cloud":
+        spec = self._by_name.get(record.tier or "")
+        if spec is not None and spec.cost_per_million_tokens is not None:
+            record.cost_usd = spec.cost_per_million_tokens.usd(tokens_in, tokens_out)
+        elif spec is not None and spec.privacy == "external":
             record.cost_usd = self.prices.cost(record.model, tokens_in, tokens_out) or 0.0
         else:
             record.cost_usd = 0.0
+        if equivalent is None:  # no cloud model priced: the dearest configured tier's price
+            priced = [s for s in self.specs if s.cost_per_million_tokens is not None]
+            if priced:
+                dearest = max(priced, key=lambda s: s.cost)
+                equivalent = dearest.cost_per_million_tokens.usd(  # type: ignore[union-attr]
+                    tokens_in, tokens_out
+                )
         record.cloud_equivalent_usd = equivalent
 
     def record(self, record: RoutingRecord, request: RoutingRequest, *, answered: bool) -> None:
@@ -192,3 +219,29 @@ class PolicyEngine:
             store.record_answer(entry)
         else:
             store.record_failure(entry)
+
+
+def request_needs(
+    messages: Sequence[BaseMessage], call_kwargs: Mapping[str, Any], *, count_tokens: bool = True
+) -> TierNeeds:
+    """What the request needs of a tier: bound tools, a response format, images, and (with
+    ``count_tokens``) the latest turn's tokens, which no summary can fold away."""
+    tokens = 0
+    if count_tokens:
+        latest = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
+        tokens = count_tokens_approximately([latest]) if latest is not None else 0
+    return TierNeeds(
+        tools=bool(call_kwargs.get("tools")),
+        structured_output=bool(call_kwargs.get("response_format")),
+        vision=any(_has_image(m) for m in messages),
+        context_tokens=tokens,
+    )
+
+
+def _has_image(message: BaseMessage) -> bool:
+    if isinstance(message.content, str):
+        return False
+    return any(
+        isinstance(block, dict) and block.get("type") in ("image_url", "image")
+        for block in message.content
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +40,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from langchain_stream.errors import ConfigurationError
 
 TIER_RANK = {"local": 0, "hpc": 1, "cloud": 2}
+"""The default tiers' levels; configured tiers rank by their ``level``."""
 
 metadata = MetaData()
 
@@ -173,9 +174,11 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 class PolicyStore:
     """The ledger, audit log and conversation state in one database."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, tier_rank: Mapping[str, int] | None = None) -> None:
         self.url = url
         self._engine = _engine(url)
+        self.tier_rank: Mapping[str, int] = tier_rank if tier_rank is not None else TIER_RANK
+        """Each tier's level, by which a conversation's floor tier only moves up."""
 
     # --- reads before routing ------------------------------------------------------------------
 
@@ -230,6 +233,9 @@ class PolicyStore:
             conn.execute(insert(audit).values(**self._audit_row(entry, ts, "answered")))
             if entry.conversation:
                 self._advance(conn, entry.conversation, entry.tier, bool(entry.sensitive), ts)
+
+    def _rank(self, tier: str | None) -> int:
+        return self.tier_rank.get(tier or "", -1)
 
     def record_failure(self, entry: AnswerEntry, *, now: float | None = None) -> None:
         """Audit a request that no tier answered."""
@@ -365,8 +371,9 @@ class PolicyStore:
             "tiers_tried": json.dumps(list(entry.tiers_tried)),
         }
 
-    @staticmethod
-    def _advance(conn: Any, conversation_id: str, tier: str, private: bool, ts: float) -> None:
+    def _advance(
+        self, conn: Any, conversation_id: str, tier: str, private: bool, ts: float
+    ) -> None:
         # Two processes may answer a conversation's first turns at once: create the row
         # without racing, then read-modify-write it under a row lock (PostgreSQL; SQLite
         # already holds the database's write lock here).
@@ -388,7 +395,7 @@ class PolicyStore:
                 )
             )
             return
-        floor = row[0] if TIER_RANK.get(row[0] or "", -1) >= TIER_RANK[tier] else tier
+        floor = row[0] if self._rank(row[0]) >= self._rank(tier) else tier
         conn.execute(
             update(conversations)
             .where(conversations.c.id == conversation_id)

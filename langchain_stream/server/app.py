@@ -4,7 +4,8 @@ Routes:
 
 - ``GET /healthz`` — ``{"status": "ok"}``, the only route answered without an API key;
 - ``GET /v1/models``, ``GET /v1/models/{id}`` — ``stream-auto`` (the router) and one id per
-  configured tier (``stream-local``, ``stream-hpc``, ``stream-cloud``);
+  configured tier, ``stream-<tier name>`` (``stream-local``, ``stream-hpc``, ``stream-cloud``
+  by default);
 - ``POST /v1/chat/completions`` — whole or streamed (SSE) answers in OpenAI's format, with
   the routing record in the ``x-stream-routing`` header and the ``routing`` field;
 - ``GET /`` — the chat page, and its data routes under ``/v1/stream/``
@@ -81,15 +82,16 @@ _AUTHENTICATED = [Depends(_bearer)]
 
 
 def _warm_up(model: StreamChatModel) -> None:
-    """Load the local model now, so the first request does not pay for it."""
-    local = model.tier_models().get("local")
-    load = getattr(local, "load", None)
-    if load is None:
-        return
-    try:
-        load()
-    except Exception as exc:  # the router falls back past a broken local tier
-        logger.warning("the local tier could not load its model: %s", exc)
+    """Load the in-process (llama.cpp) models now, so the first request does not pay for it."""
+    from langchain_stream.tiers.local import ChatLocal
+
+    for name, tier_model in model.tier_models().items():
+        if not isinstance(tier_model, ChatLocal):
+            continue
+        try:
+            tier_model.load()
+        except Exception as exc:  # the router falls back past a broken local tier
+            logger.warning("the %s tier could not load its model: %s", name, exc)
 
 
 def create_app(

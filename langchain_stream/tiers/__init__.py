@@ -1,25 +1,53 @@
-"""The tier chat models: local (llama.cpp), cloud (OpenAI-compatible) and, through ``hpc``, HPC."""
+"""The tier chat models: local (llama.cpp), OpenAI-compatible (the cloud, a GPU box) and HPC,
+each built from its :class:`~langchain_stream.tier_spec.TierSpec`."""
 
 from __future__ import annotations
 
 from langchain_core.language_models import BaseChatModel
 
 from langchain_stream.config import Settings, Tier
+from langchain_stream.errors import ConfigurationError
+from langchain_stream.tier_spec import TierSpec
 from langchain_stream.tiers.local import ChatLocal
 
 
+def build_tier_model(spec: TierSpec, settings: Settings) -> BaseChatModel:
+    """The chat model of one tier. Construction does no I/O: models load or connect on first
+    use.
+
+    Raises:
+        ConfigurationError: the spec lacks what its kind needs, or the kind's extra is missing.
+    """
+    if spec.kind == "llama_cpp":
+        fields = {"n_ctx": spec.context_window} if spec.context_window else {}
+        return ChatLocal(model_path=spec.model, **fields)
+    if spec.kind == "openai":
+        from langchain_stream.tiers.cloud import build_openai_model
+
+        if not spec.model:
+            raise ConfigurationError(f"the tier {spec.name!r} (kind openai) needs a model")
+        return build_openai_model(
+            settings,
+            model=spec.model,
+            base_url=spec.base_url,
+            api_key=spec.api_key,
+            context_window=spec.context_window,
+        )
+    from langchain_stream.hpc.chat_model import ChatHPC
+
+    endpoint = spec.endpoint_id or settings.hpc_endpoint_id
+    if not endpoint:
+        raise ConfigurationError(
+            f"the tier {spec.name!r} (kind hpc) needs an endpoint_id or STREAM_HPC_ENDPOINT_ID"
+        )
+    overrides = {"endpoint_id": endpoint, "model": spec.model or settings.hpc_model}
+    return ChatHPC.from_settings(settings, **overrides)  # builds its executor on first use
+
+
 def build_tier_models(settings: Settings) -> dict[Tier, BaseChatModel]:
-    """The chat model of every tier the settings configure; the local tier is always there."""
-    models: dict[Tier, BaseChatModel] = {"local": ChatLocal()}
-    if settings.hpc_endpoint_id:
-        from langchain_stream.hpc.chat_model import ChatHPC
-
-        models["hpc"] = ChatHPC.from_settings(settings)  # builds its executor on first use
-    if settings.cloud_model:
-        from langchain_stream.tiers.cloud import build_cloud_model
-
-        models["cloud"] = build_cloud_model(settings)
-    return models
+    """The chat model of every configured tier, by name, in configuration order (without
+    ``[[tiers]]``: the local tier always, HPC and cloud when configured)."""
+    return {spec.name: build_tier_model(spec, settings) for spec in settings.tier_specs}
 
 
-__all__ = ["ChatLocal", "build_tier_models"]
+__all__ = ["ChatLocal", "build_tier_model", "build_tier_models"]

@@ -12,7 +12,7 @@ from functools import cache
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from pydantic import model_validator
+from pydantic import SecretStr, model_validator
 
 from langchain_stream.config import Settings
 from langchain_stream.errors import ConfigurationError
@@ -30,25 +30,53 @@ def build_cloud_model(settings: Settings) -> BaseChatModel:
     """
     if not settings.cloud_model:
         raise ConfigurationError("the cloud tier needs STREAM_CLOUD_MODEL")
+    return build_openai_model(
+        settings,
+        model=settings.cloud_model,
+        base_url=settings.cloud_base_url,
+        api_key=settings.cloud_api_key,
+    )
+
+
+def build_openai_model(
+    settings: Settings,
+    *,
+    model: str,
+    base_url: str | None,
+    api_key: SecretStr | None,
+    context_window: int | None = None,
+) -> BaseChatModel:
+    """``ChatOpenAI`` for ``model`` on OpenAI or the compatible server at ``base_url``.
+
+    ``context_window``, when given, becomes the model's profile ``max_input_tokens`` (which
+    fitting the history reads).
+
+    Raises:
+        ConfigurationError: ``langchain-openai`` is missing.
+    """
     try:
         # OpenAI itself takes the length limit as max_completion_tokens; many compatible
         # servers (llama.cpp's among them) read only max_tokens and would otherwise answer
         # without limit.
-        cls = _cloud_chat_openai(compatible=settings.cloud_base_url is not None)
+        cls = _cloud_chat_openai(compatible=base_url is not None)
     except ImportError as exc:
         raise ConfigurationError(
             "the cloud tier needs langchain-openai: pip install 'langchain-stream[cloud]'"
         ) from exc
+    extra: dict[str, Any] = {}
+    if context_window is not None:
+        extra["profile"] = {"max_input_tokens": context_window}
     return cls(
-        model=settings.cloud_model,
-        base_url=settings.cloud_base_url,
-        api_key=settings.cloud_api_key,
+        model=model,
+        base_url=base_url,
+        api_key=api_key,
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
         stream_usage=True,
         max_retries=0,  # the router falls back to another tier instead of retrying
         # A client of the tier's own: streamed requests go straight through it.
         http_async_client=_async_http_client(),
+        **extra,
     )
 
 
