@@ -121,6 +121,7 @@ def test_tiers_from_the_environment_as_json(monkeypatch: pytest.MonkeyPatch) -> 
     assert Settings().configured_tiers == ["box"]
 
 
+@pytest.mark.loopback
 def test_stream_tiers_json_says_which_tiers_are_reachable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
