@@ -387,7 +387,7 @@ def serve(
 
 @bench_app.command("local")
 def bench_local(
-    runs: Annotated[int, typer.Option(help="Measured requests per contender.")] = 8,
+    runs: Annotated[int, typer.Option(min=1, help="Measured requests per contender.")] = 8,
     max_tokens: Annotated[int, typer.Option(help="Tokens per answer.")] = 128,
     as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
 ) -> None:
@@ -399,7 +399,7 @@ def bench_local(
 
 @bench_app.command("overhead")
 def bench_overhead(
-    runs: Annotated[int, typer.Option(help="Measured request pairs.")] = 40,
+    runs: Annotated[int, typer.Option(min=1, help="Measured request pairs.")] = 40,
     as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
 ) -> None:
     """StreamChatModel TTFT minus the tier model's own TTFT, judge time excluded."""
@@ -437,7 +437,7 @@ def bench_relay(
 
 @bench_app.command("hpc")
 def bench_hpc(
-    runs: Annotated[int, typer.Option(help="Measured requests per mode.")] = 6,
+    runs: Annotated[int, typer.Option(min=1, help="Measured requests per mode.")] = 6,
     max_tokens: Annotated[int, typer.Option(help="Tokens per answer.")] = 256,
     as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
 ) -> None:
@@ -465,7 +465,7 @@ def bench_compression(
 
 @bench_app.command("serve")
 def bench_serve(
-    runs: Annotated[int, typer.Option(help="Measured TTFT requests per gateway.")] = 120,
+    runs: Annotated[int, typer.Option(min=1, help="Measured TTFT requests per gateway.")] = 120,
     requests: Annotated[
         int, typer.Option(help="Requests per gateway and concurrency level for requests/s.")
     ] = 64,
@@ -488,7 +488,14 @@ def bench_serve(
     """Gateway overhead: `stream serve` vs hpc-as-api vs LiteLLM, same loopback backend."""
     from langchain_stream.bench.serve import run_serve_bench
 
-    levels = [int(c) for c in concurrency.split(",") if c.strip()]
+    try:
+        levels = [int(c) for c in concurrency.split(",") if c.strip()]
+    except ValueError:
+        raise _fail(
+            ValueError(f"--concurrency takes numbers separated by commas, not {concurrency!r}")
+        ) from None
+    if not levels or min(levels) < 1:
+        raise _fail(ValueError("--concurrency needs at least one level of 1 or more"))
     try:
         result = run_serve_bench(
             runs=runs,

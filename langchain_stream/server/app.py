@@ -2,7 +2,9 @@
 
 Routes:
 
-- ``GET /healthz`` — ``{"status": "ok"}``, the only route answered without an API key;
+- ``GET /healthz`` — ``{"status": "ok"}``: the process is up;
+- ``GET /readyz`` — each tier's readiness; HTTP 503 when no tier can answer (these two are
+  the only routes answered without an API key);
 - ``GET /v1/models``, ``GET /v1/models/{id}`` — ``stream-auto`` (the router) and one id per
   configured tier (``stream-local``, ``stream-hpc``, ``stream-cloud``);
 - ``POST /v1/chat/completions`` — whole or streamed (SSE) answers in OpenAI's format, with
@@ -34,6 +36,8 @@ from langchain_stream.server.auth import KeyStore, RateLimiter
 from langchain_stream.server.convert import call_kwargs, to_langchain_messages
 from langchain_stream.server.errors import ApiError, install_error_handlers
 from langchain_stream.server.guard import Guard, api_key_of
+from langchain_stream.server.parameters import check_parameters
+from langchain_stream.server.readiness import ReadinessProbe
 from langchain_stream.server.request_checks import SchemaLimits, check_request
 from langchain_stream.server.streaming import Answer, complete_answer, stream_answer
 
@@ -78,15 +82,20 @@ _AUTHENTICATED = [Depends(_bearer)]
 
 
 def _warm_up(model: StreamChatModel) -> None:
-    """Load the local model now, so the first request does not pay for it."""
+    """Load the local model now, so the first request does not pay for it (saying so: it
+    takes seconds, during which the server accepts no request)."""
     local = model.tier_models().get("local")
     load = getattr(local, "load", None)
     if load is None:
         return
+    started = time.perf_counter()
+    logger.info("loading the local model %s…", getattr(local, "model_name", ""))
     try:
         load()
     except Exception as exc:  # the router falls back past a broken local tier
         logger.warning("the local tier could not load its model: %s", exc)
+        return
+    logger.info("local model loaded in %.1f s", time.perf_counter() - started)
 
 
 def create_app(
@@ -145,6 +154,31 @@ def create_app(
         """The process is up. Says nothing else, and needs no key."""
         return oa.Health()
 
+    probes: list[ReadinessProbe] = []  # built on first use: the policy engine opens the database
+
+    @app.get(
+        "/readyz",
+        response_model=oa.Readiness,
+        responses={503: {"model": oa.Readiness, "description": "No tier can answer"}},
+        tags=["health"],
+    )
+    async def readyz() -> Response:
+        """Whether each tier can take a request now; 503 when none can."""
+        if not probes:
+            probes.append(
+                ReadinessProbe(model.policy_engine().health, ttl_s=settings.health_cache_s)
+            )
+        reasons = await probes[0].check(model.tier_models())
+        for tier, reason in reasons.items():
+            if reason is not None:
+                logger.info("tier %s is not ready: %s", tier, reason)
+        tiers = {tier: reason is None for tier, reason in reasons.items()}
+        ready = any(tiers.values())
+        body = oa.Readiness(status="ready" if ready else "not_ready", tiers=tiers)
+        return Response(
+            body.model_dump_json(), status_code=200 if ready else 503, media_type="application/json"
+        )
+
     @app.get(
         "/v1/models",
         response_model=oa.ModelList,
@@ -198,6 +232,7 @@ def create_app(
                 code="too_many_messages",
                 param="messages",
             )
+        check_parameters(body)
         check_request(body, schema_limits)
         messages = to_langchain_messages(body.messages)
         key = api_key_of(request.scope)
@@ -209,7 +244,9 @@ def create_app(
             include_usage=bool(body.stream_options and body.stream_options.include_usage),
         )
         if body.stream:
-            return await stream_answer(gateway.model, messages, kwargs, answer)
+            return await stream_answer(
+                gateway.model, messages, kwargs, answer, keepalive_s=settings.sse_keepalive_s
+            )
         return await complete_answer(gateway.model, messages, kwargs, answer, request)
 
     if langserve is not False:
