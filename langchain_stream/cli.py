@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.exceptions import TyperException
 
 from langchain_stream.config import TIERS, get_settings
 from langchain_stream.errors import StreamError
@@ -66,30 +67,35 @@ def _options(
 
 def main() -> None:
     """The ``stream`` command: any error ends it with one line on stderr and exit status 1
-    (``--debug`` shows the traceback instead)."""
+    (2 for a bad option, argument or command; ``--debug`` shows the traceback instead)."""
     try:
         # Outside standalone mode click returns an Exit's code instead of exiting.
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except (typer.Abort, click.exceptions.Abort):
         console.print("[bold red]aborted[/]")
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+    except (click.ClickException, TyperException) as exc:  # a bad option, argument or command
+        if _debug:
+            raise
+        format_message = getattr(exc, "format_message", None)
+        message = format_message() if callable(format_message) else str(exc)
+        console.print(f"[bold red]error:[/] {escape(message)} (see --help)", soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", 2))
     except Exception as exc:
         if _debug:
             raise
-        console.print(f"[bold red]error:[/] {escape(str(exc) or type(exc).__name__)}")
+        message = escape(str(exc) or type(exc).__name__)
+        console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
         sys.exit(1)
 
 
 def _fail(exc: Exception) -> typer.Exit:
     if _debug:
         traceback.print_exception(exc)
-    console.print(f"[bold red]error:[/] {escape(str(exc))}")
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
     return typer.Exit(code=1)
 
 

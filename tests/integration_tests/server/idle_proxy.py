@@ -68,6 +68,11 @@ class IdleCutProxy:
             started.set()
             async with server:
                 await stop
+            # Connections still open (a client that never closed) end with the proxy.
+            handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in handlers:
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
 
         thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
         thread.start()
