@@ -87,16 +87,23 @@ def main() -> None:
     except Exception as exc:
         if _debug:
             raise
-        message = escape(str(exc) or type(exc).__name__)
-        console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(_one_line(exc))}", soft_wrap=True)
         sys.exit(1)
 
 
 def _fail(exc: Exception) -> typer.Exit:
     if _debug:
         traceback.print_exception(exc)
-    console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(_one_line(exc))}", soft_wrap=True)
     return typer.Exit(code=1)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error as a person reads it: a missing file as ``PATH: no such file or directory``
+    rather than Python's ``[Errno 2] ...``."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror[0].lower()}{exc.strerror[1:]}"
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 @app.command()
