@@ -17,7 +17,7 @@ from langchain_stream.server.errors import INVALID, error_response
 from langchain_stream.server.openai_schema import ErrorBody
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
-"""Paths answered without a key (they reveal nothing but tier names and yes or no)."""
+"""Paths answered without a key (they reveal nothing)."""
 ANONYMOUS = "anonymous"
 """The identity rate limits count when no API key is configured."""
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
