@@ -50,7 +50,9 @@ class ReadinessProbe:
     health: TierHealth
     ttl_s: float = 30.0
     check_timeout_s: float = CHECK_TIMEOUT_S
-    _cache: dict[str, tuple[float, str | None]] = field(default_factory=dict)
+    _cache: dict[str, tuple[float, str | None]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     async def check(self, models: Mapping[str, Any]) -> dict[str, str | None]:
         """Per tier: ``None`` when it can take a request now, else why not."""
