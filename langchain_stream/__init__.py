@@ -1,7 +1,8 @@
 """langchain-stream: route each chat request to local llama.cpp, an HPC cluster or a cloud API.
 
-``StreamChatModel()`` is a drop-in LangChain chat model; ``ChatLocal`` is the local tier on its
-own. The router itself is a LangGraph graph (:func:`build_router_graph`).
+``StreamChatModel()`` is a drop-in LangChain chat model (also
+``init_chat_model("stream:auto")``); ``ChatLocal`` is the local tier on its own. The router
+itself is a LangGraph graph (:func:`build_router_graph`).
 
 Names are imported on first use, so light parts (the relay, the judge) load without LangGraph
 or llama.cpp.
@@ -28,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "StreamError": "langchain_stream.errors",
     "build_router_graph": "langchain_stream.graph",
     "get_settings": "langchain_stream.config",
+    "init_chat_model": "langchain_stream.providers",
     "router_graph": "langchain_stream.graph",
 }
 
@@ -45,6 +47,7 @@ __all__ = [
     "StreamError",
     "build_router_graph",
     "get_settings",
+    "init_chat_model",
     "router_graph",
 ]
 
@@ -60,6 +63,7 @@ if TYPE_CHECKING:
     )
     from langchain_stream.judge.base import Complexity, ComplexityJudge, Judgment
     from langchain_stream.judge.heuristic import KeywordJudge
+    from langchain_stream.providers import init_chat_model
     from langchain_stream.routing import RoutingRecord
     from langchain_stream.tiers.local import ChatLocal
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from functools import cache
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -10,12 +11,13 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.runnables import RunnableConfig, ensure_config
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
-from langchain_stream.config import TIERS, Tier, get_settings
+from langchain_stream.config import TIERS, Settings, Tier, get_settings
 from langchain_stream.errors import InvalidRequestError
 from langchain_stream.graph import RouterContext, isolated_astream, isolated_stream
 from langchain_stream.judge import ComplexityJudge, resolve_judge
+from langchain_stream.judge.offload import in_judge_pool
 from langchain_stream.judge.shares import RoutingShares
 from langchain_stream.policies.decide import RoutingRequest
 from langchain_stream.policies.engine import PolicyEngine
@@ -48,10 +50,41 @@ class StreamChatModel(StreamFirstChatModel):
                 print(chunk.content, end="", flush=True)
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", populate_by_name=True)
 
+    model: str | None = None
+    """``auto`` (route by complexity) or a tier to pin every request to: ``local``, ``hpc``,
+    ``cloud``, each also as ``stream-<tier>`` (the server's model ids); ``None`` keeps the
+    settings' pin (``STREAM_TIER``). A per-call ``model`` overrides it."""
     tier: Tier | None = Field(default_factory=_default_pin)
-    """Pin every request to this tier, skipping the judge."""
+    """Pin every request to this tier, skipping the judge (``model`` says the same by name)."""
+    timeout: float | None = Field(default=None, gt=0)
+    """Seconds one request may take on a tier: the local tier's deadline, the cloud API's
+    request timeout, the HPC tier's bound on the whole answer; ``None`` keeps the settings'.
+    Past it before the first token the router falls back to the next tier."""
+    max_retries: int | None = Field(default=None, ge=0)
+    """Retries of a failed cloud API call before the router falls back to another tier;
+    ``None`` means none (the fallback is the retry)."""
+    cloud_model: str | None = None
+    """The cloud tier's model (``STREAM_CLOUD_MODEL``); setting it adds the cloud tier."""
+    cloud_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("cloud_api_key", "api_key")
+    )
+    """The cloud API's key (also accepted as ``api_key``); ``None`` keeps
+    ``STREAM_CLOUD_API_KEY``."""
+    cloud_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("cloud_base_url", "base_url")
+    )
+    """The cloud API's OpenAI-compatible base URL (also accepted as ``base_url``); ``None``
+    keeps ``STREAM_CLOUD_BASE_URL``."""
+    hpc_api_key: SecretStr | None = None
+    """The key of the HPC tier's OpenAI-compatible backend; ``None`` keeps
+    ``STREAM_HPC_BACKEND_API_KEY``."""
+    hpc_base_url: str | None = None
+    """The HPC tier's OpenAI-compatible backend as the compute node sees it; ``None`` keeps
+    ``STREAM_HPC_BACKEND_URL``."""
+    streaming: bool = False
+    """LangChain's flag; the router always streams from its tier, ``invoke`` included."""
     judge: str | ComplexityJudge | None = None
     """The complexity judge, or its name; ``None`` uses the one in the settings."""
     local: BaseChatModel | None = None
@@ -73,6 +106,44 @@ class StreamChatModel(StreamFirstChatModel):
 
     _tiers: dict[Tier, BaseChatModel] | None = PrivateAttr(default=None)
     _policies: PolicyEngine | None = PrivateAttr(default=None)
+    _judge_loaded: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_arguments(cls, data: Any) -> Any:
+        """Refuse an argument that is not a field, naming the valid ones (a misspelt
+        ``timeout`` must not pass silently as if it took effect)."""
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - _argument_names(cls))
+            if unknown:
+                raise ValueError(
+                    f"{cls.__name__} got unknown argument(s) {', '.join(unknown)}; "
+                    f"valid: {', '.join(sorted(_argument_names(cls)))}"
+                )
+        return data
+
+    @model_validator(mode="after")
+    def _pin_by_model(self) -> StreamChatModel:
+        if self.model is None:
+            return self
+        pin = _pin_from_model_name(self.model)
+        if "tier" in self.model_fields_set and self.tier != pin:
+            raise ValueError(f"model={self.model!r} and tier={self.tier!r} disagree: give one")
+        self.tier = pin
+        return self
+
+    def resolved_settings(self) -> Settings:
+        """The process settings with this model's overrides (cloud and HPC keys and URLs)."""
+        overrides = {
+            "cloud_model": self.cloud_model,
+            "cloud_api_key": self.cloud_api_key,
+            "cloud_base_url": self.cloud_base_url,
+            "hpc_backend_api_key": self.hpc_api_key,
+            "hpc_backend_url": self.hpc_base_url,
+        }
+        update = {k: v for k, v in overrides.items() if v is not None}
+        settings = get_settings()
+        return settings.model_copy(update=update) if update else settings
 
     @property
     def _llm_type(self) -> str:
@@ -98,10 +169,11 @@ class StreamChatModel(StreamFirstChatModel):
     def tier_models(self) -> dict[Tier, BaseChatModel]:
         """The chat model of each available tier, built once."""
         if self._tiers is None:
-            from langchain_stream.tiers import build_tier_models
+            from langchain_stream.tiers import TierOptions, build_tier_models
 
-            settings = get_settings()
-            configured = build_tier_models(settings)
+            settings = self.resolved_settings()
+            options = TierOptions(timeout_s=self.timeout, max_retries=self.max_retries)
+            configured = build_tier_models(settings, options)
             given = {"local": self.local, "hpc": self.hpc, "cloud": self.cloud}
             for tier, model in given.items():
                 if model is not None:
@@ -127,7 +199,7 @@ class StreamChatModel(StreamFirstChatModel):
     def policy_engine(self) -> PolicyEngine:
         """This model's policies (breakers, ledger, audit), built once from the settings."""
         if self._policies is None:
-            self._policies = PolicyEngine(get_settings())
+            self._policies = PolicyEngine(self.resolved_settings())
         return self._policies
 
     def reset_conversation(self, conversation_id: str) -> None:
@@ -233,6 +305,9 @@ class StreamChatModel(StreamFirstChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         metadata = run_manager.metadata if run_manager else {}
+        if not self._judge_loaded:  # loading a judge may take seconds (llama.cpp): off the loop
+            await in_judge_pool(self.complexity_judge)
+            self._judge_loaded = True
         state, context = self._router_input(messages, stop, kwargs, metadata)
         async for chunk in isolated_astream(state, context):
             generation = ChatGenerationChunk(message=_as_chunk(chunk))
@@ -252,3 +327,33 @@ def _as_chunk(item: Any) -> AIMessageChunk:
     if not isinstance(item, AIMessageChunk):
         raise TypeError(f"the router streamed {type(item).__name__}, not AIMessageChunk")
     return item
+
+
+def _pin_from_model_name(name: str | None) -> Tier | None:
+    """A ``model`` of ``auto`` routes; a tier's name pins it (each also as ``stream-<name>``)."""
+    if name is None:
+        return None
+    tier = name.removeprefix("stream-")
+    if tier == "auto":
+        return None
+    known = list(dict.fromkeys([*get_settings().configured_tiers, *TIERS]))
+    if tier not in known:
+        raise InvalidRequestError(
+            f"unknown model {name!r}: use auto or a tier, {', '.join(known)} "
+            "(each also as stream-<name>)"
+        )
+    return tier
+
+
+@cache
+def _argument_names(cls: type[StreamChatModel]) -> frozenset[str]:
+    """Every keyword the model's constructor accepts: field names and their aliases."""
+    names = set(cls.model_fields)
+    for field in cls.model_fields.values():
+        if isinstance(field.validation_alias, AliasChoices):
+            names.update(c for c in field.validation_alias.choices if isinstance(c, str))
+        elif isinstance(field.validation_alias, str):
+            names.add(field.validation_alias)
+        if field.alias:
+            names.add(field.alias)
+    return frozenset(names)

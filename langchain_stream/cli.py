@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.exceptions import TyperException
 
 from langchain_stream.config import get_settings
 from langchain_stream.errors import ConfigurationError, StreamError
@@ -66,31 +67,43 @@ def _options(
 
 def main() -> None:
     """The ``stream`` command: any error ends it with one line on stderr and exit status 1
-    (``--debug`` shows the traceback instead)."""
+    (2 for a bad option, argument or command; ``--debug`` shows the traceback instead)."""
     try:
         # Outside standalone mode click returns an Exit's code instead of exiting.
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except (typer.Abort, click.exceptions.Abort):
         console.print("[bold red]aborted[/]")
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+    except (click.ClickException, TyperException) as exc:  # a bad option, argument or command
+        if _debug:
+            raise
+        format_message = getattr(exc, "format_message", None)
+        message = format_message() if callable(format_message) else str(exc)
+        console.print(f"[bold red]error:[/] {escape(message)} (see --help)", soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", 2))
     except Exception as exc:
         if _debug:
             raise
-        console.print(f"[bold red]error:[/] {escape(str(exc) or type(exc).__name__)}")
+        console.print(f"[bold red]error:[/] {escape(_one_line(exc))}", soft_wrap=True)
         sys.exit(1)
 
 
 def _fail(exc: Exception) -> typer.Exit:
     if _debug:
         traceback.print_exception(exc)
-    console.print(f"[bold red]error:[/] {escape(str(exc))}")
+    console.print(f"[bold red]error:[/] {escape(_one_line(exc))}", soft_wrap=True)
     return typer.Exit(code=1)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error as a person reads it: a missing file as ``PATH: no such file or directory``
+    rather than Python's ``[Errno 2] ...``."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror[0].lower()}{exc.strerror[1:]}"
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 @app.command()
@@ -425,7 +438,7 @@ def serve(
 
 @bench_app.command("local")
 def bench_local(
-    runs: Annotated[int, typer.Option(help="Measured requests per contender.")] = 8,
+    runs: Annotated[int, typer.Option(min=1, help="Measured requests per contender.")] = 8,
     max_tokens: Annotated[int, typer.Option(help="Tokens per answer.")] = 128,
     as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
 ) -> None:
@@ -437,7 +450,7 @@ def bench_local(
 
 @bench_app.command("overhead")
 def bench_overhead(
-    runs: Annotated[int, typer.Option(help="Measured request pairs.")] = 40,
+    runs: Annotated[int, typer.Option(min=1, help="Measured request pairs.")] = 40,
     as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
 ) -> None:
     """StreamChatModel TTFT minus the tier model's own TTFT, judge time excluded."""
@@ -528,7 +541,7 @@ def bench_relay(
 
 @bench_app.command("hpc")
 def bench_hpc(
-    runs: Annotated[int, typer.Option(help="Measured requests per mode.")] = 6,
+    runs: Annotated[int, typer.Option(min=1, help="Measured requests per mode.")] = 6,
     max_tokens: Annotated[int, typer.Option(help="Tokens per answer.")] = 256,
     as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
 ) -> None:
@@ -556,7 +569,7 @@ def bench_compression(
 
 @bench_app.command("serve")
 def bench_serve(
-    runs: Annotated[int, typer.Option(help="Measured TTFT requests per gateway.")] = 120,
+    runs: Annotated[int, typer.Option(min=1, help="Measured TTFT requests per gateway.")] = 120,
     requests: Annotated[
         int, typer.Option(help="Requests per gateway and concurrency level for requests/s.")
     ] = 64,
@@ -579,7 +592,14 @@ def bench_serve(
     """Gateway overhead: `stream serve` vs hpc-as-api vs LiteLLM, same loopback backend."""
     from langchain_stream.bench.serve import run_serve_bench
 
-    levels = [int(c) for c in concurrency.split(",") if c.strip()]
+    try:
+        levels = [int(c) for c in concurrency.split(",") if c.strip()]
+    except ValueError:
+        raise _fail(
+            ValueError(f"--concurrency takes numbers separated by commas, not {concurrency!r}")
+        ) from None
+    if not levels or min(levels) < 1:
+        raise _fail(ValueError("--concurrency needs at least one level of 1 or more"))
     try:
         result = run_serve_bench(
             runs=runs,

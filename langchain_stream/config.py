@@ -242,6 +242,10 @@ class Settings(BaseSettings):
     auth_failure_window_s: int = Field(default=60, ge=1)
     """The moving window over which wrong API keys are counted per client address, in
     seconds; counted in the ``rate_limit_storage``."""
+    sse_keepalive_s: float = Field(default=15.0, gt=0)
+    """While a streamed answer waits for its first token longer than this, the server sends an
+    SSE comment (``: keep-alive``) every this many seconds, so proxies that cut idle
+    connections (often after 30 or 60 s) keep the stream open."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest request body the server reads, in bytes; larger ones get HTTP 413."""
     max_messages: int = Field(default=256, ge=1)

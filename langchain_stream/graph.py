@@ -60,6 +60,7 @@ from langchain_stream.errors import (
     NoTierAvailableError,
 )
 from langchain_stream.judge import ComplexityJudge, resolve_judge
+from langchain_stream.judge.offload import in_judge_pool
 from langchain_stream.policies.decide import RoutingRequest
 from langchain_stream.policies.engine import PolicyEngine
 from langchain_stream.routing import CompressionReport, RoutingRecord, TierAttempt
@@ -231,7 +232,9 @@ async def _acompress(state: RouterState, context: RouterContext) -> dict[str, An
 
 
 async def _ajudge(state: RouterState, context: RouterContext) -> dict[str, Any]:
-    return judge(state, context)
+    if state.get("tier") is not None:  # pinned: nothing to judge
+        return {}
+    return await in_judge_pool(judge, state, context)  # a judge may be slow: off the loop
 
 
 async def _aroute(state: RouterState, context: RouterContext) -> dict[str, Any]:

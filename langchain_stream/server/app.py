@@ -2,7 +2,9 @@
 
 Routes:
 
-- ``GET /healthz`` — ``{"status": "ok"}``, the only route answered without an API key;
+- ``GET /healthz`` — ``{"status": "ok"}``: the process is up;
+- ``GET /readyz`` — each tier's readiness; HTTP 503 when no tier can answer (these two are
+  the only routes answered without an API key);
 - ``GET /v1/models``, ``GET /v1/models/{id}`` — ``stream-auto`` (the router) and one id per
   configured tier, ``stream-<tier name>`` (``stream-local``, ``stream-hpc``, ``stream-cloud``
   by default);
@@ -38,6 +40,8 @@ from langchain_stream.server.chat_page import add_chat_page
 from langchain_stream.server.convert import call_kwargs, to_langchain_messages
 from langchain_stream.server.errors import ApiError, install_error_handlers
 from langchain_stream.server.guard import Guard, api_key_of
+from langchain_stream.server.parameters import check_parameters
+from langchain_stream.server.readiness import ReadinessProbe
 from langchain_stream.server.request_checks import SchemaLimits, check_request
 from langchain_stream.server.streaming import Answer, complete_answer, stream_answer
 
@@ -82,16 +86,21 @@ _AUTHENTICATED = [Depends(_bearer)]
 
 
 def _warm_up(model: StreamChatModel) -> None:
-    """Load the in-process (llama.cpp) models now, so the first request does not pay for it."""
+    """Load the in-process (llama.cpp) models now, so the first request does not pay for it
+    (saying so: it takes seconds, during which the server accepts no request)."""
     from langchain_stream.tiers.local import ChatLocal
 
     for name, tier_model in model.tier_models().items():
         if not isinstance(tier_model, ChatLocal):
             continue
+        started = time.perf_counter()
+        logger.info("loading the %s tier's model %s…", name, tier_model.model_name)
         try:
             tier_model.load()
         except Exception as exc:  # the router falls back past a broken local tier
             logger.warning("the %s tier could not load its model: %s", name, exc)
+            continue
+        logger.info("%s tier's model loaded in %.1f s", name, time.perf_counter() - started)
 
 
 def create_app(
@@ -150,6 +159,31 @@ def create_app(
         """The process is up. Says nothing else, and needs no key."""
         return oa.Health()
 
+    probes: list[ReadinessProbe] = []  # built on first use: the policy engine opens the database
+
+    @app.get(
+        "/readyz",
+        response_model=oa.Readiness,
+        responses={503: {"model": oa.Readiness, "description": "No tier can answer"}},
+        tags=["health"],
+    )
+    async def readyz() -> Response:
+        """Whether each tier can take a request now; 503 when none can."""
+        if not probes:
+            probes.append(
+                ReadinessProbe(model.policy_engine().health, ttl_s=settings.health_cache_s)
+            )
+        reasons = await probes[0].check(model.tier_models())
+        for tier, reason in reasons.items():
+            if reason is not None:
+                logger.info("tier %s is not ready: %s", tier, reason)
+        tiers = {tier: reason is None for tier, reason in reasons.items()}
+        ready = any(tiers.values())
+        body = oa.Readiness(status="ready" if ready else "not_ready", tiers=tiers)
+        return Response(
+            body.model_dump_json(), status_code=200 if ready else 503, media_type="application/json"
+        )
+
     @app.get(
         "/v1/models",
         response_model=oa.ModelList,
@@ -203,6 +237,7 @@ def create_app(
                 code="too_many_messages",
                 param="messages",
             )
+        check_parameters(body)
         check_request(body, schema_limits)
         messages = to_langchain_messages(body.messages)
         key = api_key_of(request.scope)
@@ -214,7 +249,9 @@ def create_app(
             include_usage=bool(body.stream_options and body.stream_options.include_usage),
         )
         if body.stream:
-            return await stream_answer(gateway.model, messages, kwargs, answer)
+            return await stream_answer(
+                gateway.model, messages, kwargs, answer, keepalive_s=settings.sse_keepalive_s
+            )
         return await complete_answer(gateway.model, messages, kwargs, answer, request)
 
     add_chat_page(app, gateway)

@@ -16,7 +16,7 @@ from langchain_stream.server.auth import ApiKey, KeyStore, RateLimiter
 from langchain_stream.server.errors import INVALID, error_response
 from langchain_stream.server.openai_schema import ErrorBody
 
-OPEN_PATHS = frozenset({"/healthz"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 """Paths answered without a key (they reveal nothing)."""
 PAGE_PREFIX = "/web/"
 """The chat page's static files, answered without a key like the page at ``/``: they hold no

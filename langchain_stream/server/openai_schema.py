@@ -1,7 +1,9 @@
 """The OpenAI chat-completions wire format, as pydantic models: requests in, responses out.
 
 Requests are validated strictly (a string where a number belongs is an error, as at OpenAI);
-parameters this server does not use are accepted and ignored, so any OpenAI client works.
+parameters outside the fields below are kept aside for
+:func:`~langchain_stream.server.parameters.check_parameters`, which refuses those that ask for
+what no tier serves (``logprobs``, ``n > 1``, ...) and those OpenAI does not know either.
 Responses carry every field the official ``openai`` client reads, plus ``routing``: the
 routing record of the answer (see :class:`~langchain_stream.routing.RoutingRecord`).
 """
@@ -166,6 +168,9 @@ class ChatCompletionRequest(_Request):
     tier.
     """
 
+    # Other parameters are kept in `model_extra` for `check_parameters`.
+    model_config = ConfigDict(strict=True, extra="allow")
+
     model: str
     messages: list[Message] = Field(min_length=1)
     stream: bool = False
@@ -176,8 +181,8 @@ class ChatCompletionRequest(_Request):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     stop: str | list[str] | None = None
     seed: int | None = None
-    n: int | None = Field(default=None, ge=1, le=1)
-    """Only one choice per request is served."""
+    n: int | None = Field(default=None, ge=1)
+    """Only one choice per request is served: ``n > 1`` is refused by name."""
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     tools: list[Tool] | None = None
@@ -329,3 +334,12 @@ class Health(BaseModel):
     """``GET /healthz``: the process is up; nothing else."""
 
     status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    """``GET /readyz``: whether each tier can take a request now (``ready`` when one can)."""
+
+    status: Literal["ready", "not_ready"]
+    tiers: dict[str, bool]
+    """Per configured tier, whether it can take a request now (reasons: ``stream doctor`` and
+    the server log)."""

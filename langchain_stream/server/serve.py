@@ -65,6 +65,12 @@ def log_config(access_log: bool) -> dict[str, Any]:
         "class": "logging.StreamHandler",
         "stream": "ext://sys.stdout",
     }
+    # The server's own lines (the model loading, warnings) beside uvicorn's, on stderr.
+    config["loggers"]["langchain_stream.server"] = {
+        "handlers": ["default"],
+        "level": "INFO",
+        "propagate": False,
+    }
     config["loggers"][ACCESS_LOGGER] = {
         "handlers": ["stream_access"],
         "level": "INFO" if access_log else "WARNING",

@@ -1,16 +1,18 @@
 """Answering one chat request: as server-sent events, or whole.
 
 Both paths read the same ``StreamChatModel.astream``. A streamed answer waits for its first
-chunk before it sends anything, so a failure before the first token (no tier available, a
-bad request) is an ordinary HTTP error with its status code, and the routing record known at
-the first token travels in the ``x-stream-routing`` header. A failure after the first token
-is sent as an SSE ``error`` event with an OpenAI error object, and the stream ends without
-``[DONE]``. When the client goes away, the model's stream is closed, which cancels the tier's
-generation.
+chunk before it sends anything, so a failure before the first token (no tier available, a bad
+request) is an ordinary HTTP error with its status code, and the routing record known at the
+first token travels in the ``x-stream-routing`` header. A first chunk that takes longer than
+the keep-alive interval (``STREAM_SSE_KEEPALIVE_S``) opens the stream anyway, and SSE comments
+keep it alive until the chunk comes. A failure after the stream opened is sent as an SSE
+``error`` event with an OpenAI error object, and the stream ends without ``[DONE]``. When the
+client goes away, the model's stream is closed, which cancels the tier's generation.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ from langchain_stream.server.errors import error_payload, from_exception
 ROUTING_HEADER = "x-stream-routing"
 _EMPTY = AIMessageChunk(content="")
 DONE = "data: [DONE]\n\n"
+KEEPALIVE = ": keep-alive\n\n"
+"""An SSE comment: clients skip it; proxies see traffic (docs/serving.md)."""
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -139,18 +143,35 @@ class EventStream(StreamingResponse):
 
 
 async def stream_answer(
-    model: BaseChatModel, messages: list[BaseMessage], kwargs: dict[str, Any], answer: Answer
+    model: BaseChatModel,
+    messages: list[BaseMessage],
+    kwargs: dict[str, Any],
+    answer: Answer,
+    keepalive_s: float | None = None,
 ) -> Response:
     """Stream the answer as OpenAI chunks over SSE, once its first chunk is there.
 
+    A first chunk slower than ``keepalive_s`` does not hold the response back: the stream
+    opens and carries a ``: keep-alive`` comment every ``keepalive_s`` until the chunk comes
+    (an idle proxy would cut it otherwise); a failure in that wait is an SSE ``error`` event.
+
     Raises:
-        Exception: whatever the model raised before its first chunk (an HTTP error follows).
+        Exception: whatever the model raised before its first chunk, within ``keepalive_s``
+            (an HTTP error follows).
     """
     stream = ModelStream(model.astream(messages, **kwargs))
+    pending = asyncio.ensure_future(stream.next())
     try:
-        first = await stream.next()
+        await asyncio.wait({pending}, timeout=keepalive_s)
+        if not pending.done():
+            return EventStream(
+                _kept_alive(pending, stream, answer, keepalive_s or 0.0),
+                headers=SSE_HEADERS,
+                background=BackgroundTask(_close_after, pending, stream),
+            )
+        first = pending.result()
     except BaseException:
-        await stream.aclose()
+        await _close_after(pending, stream)
         raise
     headers = routing_header(_routing(first) if first is not None else None)
     # The background close covers a client gone before the events began (their `finally`
@@ -160,6 +181,40 @@ async def stream_answer(
         headers={**SSE_HEADERS, **headers},
         background=BackgroundTask(stream.aclose),
     )
+
+
+async def _close_after(pending: asyncio.Future[Any], stream: ModelStream) -> None:
+    """Close the model's stream once the read of its first chunk is over (cancelled if it
+    still runs: a generator cannot be closed while it is being read)."""
+    with anyio.CancelScope(shield=True):
+        if not pending.done():
+            pending.cancel()
+            await asyncio.wait({pending})
+        await stream.aclose()
+
+
+async def _kept_alive(
+    pending: asyncio.Future[AIMessageChunk | None],
+    stream: ModelStream,
+    answer: Answer,
+    keepalive_s: float,
+) -> AsyncIterator[str]:
+    """Keep-alive comments until the first chunk, then the answer's events."""
+    try:
+        while not pending.done():
+            yield KEEPALIVE
+            await asyncio.wait({pending}, timeout=keepalive_s)
+        first = pending.result()
+    except Exception as exc:
+        _, body = from_exception(exc)
+        yield _event(json.dumps(error_payload(body)), "error")
+        await _close_after(pending, stream)
+        return
+    finally:
+        if not pending.done():  # the client left while waiting
+            await _close_after(pending, stream)
+    async for event in _events(first, stream, answer):
+        yield event
 
 
 async def _events(

@@ -22,8 +22,13 @@ READINESS_TIMEOUT_S = 5.0
 """Bound on the readiness check's request."""
 
 
-def build_cloud_model(settings: Settings) -> BaseChatModel:
+def build_cloud_model(
+    settings: Settings, timeout_s: float | None = None, max_retries: int | None = None
+) -> BaseChatModel:
     """``ChatOpenAI`` for the configured cloud model, streaming usage included.
+
+    ``timeout_s`` bounds each API request (``None``: the SDK's default); ``max_retries``
+    retries a failed one (``None``: none, since the router falls back to another tier instead).
 
     Raises:
         ConfigurationError: ``langchain-openai`` is missing or no model is configured.
@@ -35,6 +40,8 @@ def build_cloud_model(settings: Settings) -> BaseChatModel:
         model=settings.cloud_model,
         base_url=settings.cloud_base_url,
         api_key=settings.cloud_api_key,
+        timeout_s=timeout_s,
+        max_retries=max_retries,
     )
 
 
@@ -45,11 +52,14 @@ def build_openai_model(
     base_url: str | None,
     api_key: SecretStr | None,
     context_window: int | None = None,
+    timeout_s: float | None = None,
+    max_retries: int | None = None,
 ) -> BaseChatModel:
     """``ChatOpenAI`` for ``model`` on OpenAI or the compatible server at ``base_url``.
 
     ``context_window``, when given, becomes the model's profile ``max_input_tokens`` (which
-    fitting the history reads).
+    fitting the history reads); ``timeout_s`` and ``max_retries`` as in
+    :func:`build_cloud_model`.
 
     Raises:
         ConfigurationError: ``langchain-openai`` is missing.
@@ -73,7 +83,8 @@ def build_openai_model(
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
         stream_usage=True,
-        max_retries=0,  # the router falls back to another tier instead of retrying
+        timeout=timeout_s,
+        max_retries=max_retries or 0,  # the router falls back to another tier instead
         # A client of the tier's own: streamed requests go straight through it.
         http_async_client=_async_http_client(),
         **extra,

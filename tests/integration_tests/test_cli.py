@@ -58,15 +58,37 @@ def test_version_and_log_level() -> None:
         ("bench", "readme", "/nonexistent/report.json"),
         ("chat", "hi", "--tier", "nowhere"),
         ("costs",),
+        ("bench", "serve", "--concurrency", "1,lots", "--json"),
+        ("bench", "privacy", "--variants", "/nonexistent/variants.jsonl", "--json"),
+        ("bench", "readme", "/nonexistent/report.json", "--check"),
     ],
-    ids=["judge-eval", "bench-judge", "bench-readme", "chat-tier", "costs-no-ledger"],
+    ids=[
+        "judge-eval",
+        "bench-judge",
+        "bench-readme",
+        "chat-tier",
+        "costs-no-ledger",
+        "bench-serve-concurrency",
+        "bench-privacy-variants",
+        "bench-readme-check",
+    ],
 )
 def test_ordinary_errors_are_one_line_without_a_traceback(args: tuple[str, ...]) -> None:
     done = run_cli(*args, env={"STREAM_DATABASE_URL": "none"})
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().startswith("error:")
-    assert len(done.stderr.strip().splitlines()) <= 2  # one message (rich may wrap it)
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_bad_option_value_is_a_usage_error_without_a_traceback() -> None:
+    for args in (("bench", "local", "--runs", "0", "--json"), ("bench", "nosuch"), ("chat",)):
+        done = run_cli(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+        assert done.stdout == ""  # nothing a script would take for JSON
+    assert "--runs" in run_cli("bench", "local", "--runs", "0").stderr
 
 
 def test_debug_shows_the_traceback() -> None:

@@ -21,6 +21,7 @@ EXPECTED_ALL = [
     "StreamError",
     "build_router_graph",
     "get_settings",
+    "init_chat_model",
     "router_graph",
 ]
 

@@ -89,8 +89,8 @@ def _validation_error(body: object) -> RequestValidationError:
             "float_type",
         ),
         (
-            {"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2},
-            "n",
+            {"model": "m", "messages": [{"role": "user", "content": "x"}], "top_p": 2},
+            "top_p",
             "less_than_equal",
         ),
         (
