@@ -44,7 +44,7 @@ def test_model_auto_overrides_the_settings_pin(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_an_unknown_model_or_a_contradiction_is_refused() -> None:
-    with pytest.raises(ValidationError, match=r"unknown model 'gpt-4o'.*auto, local, hpc or cloud"):
+    with pytest.raises(ValidationError, match=r"unknown model 'gpt-4o'.*a tier, local, hpc, cloud"):
         StreamChatModel(model="gpt-4o")
     with pytest.raises(ValidationError, match="disagree"):
         StreamChatModel(model="cloud", tier="local")
