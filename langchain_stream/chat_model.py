@@ -18,6 +18,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.runnables import RunnableConfig, ensure_config
+from langchain_core.runnables.config import var_child_runnable_config
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from langchain_stream._threads import aiter_in_task
@@ -241,10 +242,12 @@ def _call(
 ) -> tuple[RunnableConfig, dict[str, Any], Context]:
     """The call's config with its run id fixed, its kwargs with the conversation id, and a
     context private to the call that holds the config."""
-    config = ensure_config(config)
+    config = ensure_config(config)  # the enclosing runnable's config merged in
     config["run_id"] = config.get("run_id") or uuid4()
     call = copy_context()
     call.run(_CALL_CONFIG.set, {**config})
+    # The router's graph is the model run's child, not the enclosing graph's subgraph.
+    call.run(var_child_runnable_config.set, None)
     if "conversation_id" not in kwargs:
         thread = config.get("configurable", {}).get("thread_id")
         if thread is not None:

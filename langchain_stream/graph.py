@@ -42,7 +42,6 @@ from langchain_core.messages import (
 from langchain_core.messages.ai import add_ai_message_chunks
 from langchain_core.messages.utils import count_tokens_approximately, message_chunk_to_message
 from langchain_core.runnables import Runnable, RunnableConfig
-from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.config import get_stream_writer
 from langgraph.constants import TAG_NOSTREAM
 from langgraph.graph import END, START, StateGraph
@@ -50,7 +49,7 @@ from langgraph.graph.message import REMOVE_ALL_MESSAGES, add_messages
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import get_runtime
 
-from langchain_stream._threads import aiter_in_task, iterate_async
+from langchain_stream._threads import iterate_async
 from langchain_stream.config import TIERS, get_settings
 from langchain_stream.context import (
     ConversationSummary,
@@ -284,6 +283,24 @@ class _StepNode(Runnable[RouterState, dict[str, Any]]):
         if self.off_loop(input, context):
             return await asyncio.to_thread(self.step, input, context)
         return self.step(input, context)
+
+
+class _Edge(Runnable[RouterState, str]):
+    """A conditional edge's decision, run inline under ``ainvoke`` too (a plain function
+    would go to a worker thread)."""
+
+    def __init__(self, decide: Callable[[RouterState], str]) -> None:
+        self.name, self.decide = decide.__name__, decide
+
+    def invoke(
+        self, input: RouterState, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> str:
+        return self.decide(input)
+
+    async def ainvoke(
+        self, input: RouterState, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> str:
+        return self.decide(input)
 
 
 class _TierNode(Runnable[RouterState, dict[str, Any]]):
@@ -564,12 +581,13 @@ def build_router_graph(tiers: Iterable[TierName] = TIERS) -> StateGraph:
     graph.add_node(FALLBACK, _StepNode(FALLBACK, fallback, _gives_up))
     for tier in names:
         graph.add_node(tier, _TierNode(tier))
-        graph.add_conditional_edges(tier, route_after_tier, {END: END, FALLBACK: FALLBACK})
+        graph.add_conditional_edges(tier, _Edge(route_after_tier), {END: END, FALLBACK: FALLBACK})
     graph.add_edge(START, COMPRESS)
     graph.add_edge(COMPRESS, JUDGE)
     graph.add_edge(JUDGE, ROUTE)
-    graph.add_conditional_edges(ROUTE, route_to_tier, {t: t for t in (*names, FALLBACK)})
-    graph.add_conditional_edges(FALLBACK, route_to_tier, {t: t for t in names})
+    to_tier = _Edge(route_to_tier)
+    graph.add_conditional_edges(ROUTE, to_tier, {t: t for t in (*names, FALLBACK)})
+    graph.add_conditional_edges(FALLBACK, to_tier, {t: t for t in names})
     return graph
 
 
@@ -603,9 +621,9 @@ def _conversation_graph(url: str | None, tiers: tuple[TierName, ...]) -> Compile
 # The graph runs as a child of the chat model's own run: its callbacks are the run's child
 # manager (the caller's handlers, tags and metadata), so a trace shows the model's run, the
 # graph's steps under it and the tier's run under its step. The caller's other config stays
-# out: inside another graph, LangGraph would otherwise take the router for the caller's
-# subgraph (its checkpointer, its stream), so the graph runs in a task whose context has no
-# parent config.
+# out: StreamChatModel's entry points run the call in a context with no parent config, so
+# inside another graph LangGraph does not take the router for the caller's subgraph (its
+# checkpointer, its stream, its namespace).
 
 
 def stream_router(
@@ -613,38 +631,27 @@ def stream_router(
 ) -> Iterator[AIMessageChunk]:
     """Run the router for a synchronous caller: the async graph, on the background loop (its
     sync runner would start threads for every request)."""
-    return iterate_async(lambda: _astream_graph(state, context, callbacks))
+    return iterate_async(lambda: astream_router(state, context, callbacks))
 
 
 def astream_router(
     state: RouterState, context: RouterContext, callbacks: BaseCallbackManager | None
 ) -> AsyncIterator[AIMessageChunk]:
-    """Run the router for an async caller, in a task of its own (see above)."""
-    return aiter_in_task(_astream_graph(state, context, callbacks))
-
-
-async def _astream_graph(
-    state: RouterState, context: RouterContext, callbacks: BaseCallbackManager | None
-) -> AsyncIterator[AIMessageChunk]:
-    # Always iterated by a task of its own, so forgetting the caller's config here leaves the
-    # caller's own context untouched.
-    var_child_runnable_config.set(None)
+    """Run the router for an async caller: the chunks the tier nodes write."""
     tiers = tuple(context.models())
     config: RunnableConfig = {
-        "callbacks": callbacks,
+        # A manager without handlers would still start a run manager for every step.
+        "callbacks": callbacks if callbacks is not None and callbacks.handlers else None,
         # compress, judge, route, then a tier and a fallback step per tier at the most
         "recursion_limit": 4 + 2 * len(tiers),
     }
     thread = context.request.conversation_id
     if thread is None:  # nothing to keep: no checkpointer
-        chunks = router_graph(tiers).astream(state, config, context=context, stream_mode="custom")
-    else:
-        # The caller sends the whole conversation each time (a chat model's contract): it
-        # replaces the saved messages; the saved summary stays. One checkpoint per request.
-        state = {**state, "messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES), *state["messages"]]}
-        config["configurable"] = {"thread_id": thread}
-        chunks = conversation_graph(tiers).astream(
-            state, config, context=context, stream_mode="custom", durability="exit"
-        )
-    async for chunk in chunks:
-        yield chunk
+        return router_graph(tiers).astream(state, config, context=context, stream_mode="custom")
+    # The caller sends the whole conversation each time (a chat model's contract): it replaces
+    # the saved messages; the saved summary stays. One checkpoint per request.
+    state = {**state, "messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES), *state["messages"]]}
+    config["configurable"] = {"thread_id": thread}
+    return conversation_graph(tiers).astream(
+        state, config, context=context, stream_mode="custom", durability="exit"
+    )
