@@ -94,16 +94,22 @@ async def aiter_in_thread(make_iter: Callable[[threading.Event], Iterator[T]]) -
 
     _blocking_pool().submit(work)
     try:
-        while True:
-            kind, value = await items.get()
-            if kind == _ITEM:
-                yield value  # type: ignore[misc]
-            elif kind == _ERROR:
-                raise value  # type: ignore[misc]
-            else:
-                return
+        async for item in _received(items):
+            yield item  # type: ignore[misc]
     finally:
         cancel.set()
+
+
+async def _received(items: asyncio.Queue[tuple[int, object]]) -> AsyncIterator[object]:
+    """The items posted to ``items`` until the end; a posted error is raised."""
+    while True:
+        kind, value = await items.get()
+        if kind == _ITEM:
+            yield value
+        elif kind == _ERROR:
+            raise value  # type: ignore[misc]
+        else:
+            return
 
 
 def iterate_async(make_aiter: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
@@ -165,14 +171,8 @@ async def aiter_in_task(
 
     task = asyncio.get_running_loop().create_task(pump(), context=context)
     try:
-        while True:
-            kind, value = await queue_.get()
-            if kind == _ITEM:
-                yield value  # type: ignore[misc]
-            elif kind == _ERROR:
-                raise value  # type: ignore[misc]
-            else:
-                return
+        async for item in _received(queue_):
+            yield item  # type: ignore[misc]
     finally:
         if not task.done():
             task.cancel()
