@@ -224,11 +224,15 @@ def tier_error(exc: BaseException, tier: str) -> BaseException:
     """``exc``, raised by the chat model of ``tier``, in the terms of this error tree.
 
     The boundary every tier's failure passes (the project's own tiers and a user's chat model
-    alike): the project's errors stay as they are; the openai SDK's and httpx's errors, and
-    Python's ``ConnectionError`` and ``TimeoutError``, become the matching :class:`TierError`
-    (``__cause__`` is the original). Anything else (a ``TypeError``, a ``KeyError``: a bug, not
-    an outage) is returned unchanged, so the router does not take it for a reason to fall back.
+    alike): a configuration error of the tier (a model file that is not a model) is
+    :class:`TierNotConfiguredError`; the project's other errors stay as they are; the openai
+    SDK's and httpx's errors, and Python's ``ConnectionError`` and ``TimeoutError``, become the
+    matching :class:`TierError` (``__cause__`` is the original). Anything else (a ``TypeError``,
+    a ``KeyError``: a bug, not an outage) is returned unchanged, so the router does not take it
+    for a reason to fall back.
     """
+    if isinstance(exc, ConfigurationError):  # e.g. the tier's model file is not a model
+        return TierNotConfiguredError(f"the {tier} tier is misconfigured: {exc}", tier=tier)
     if isinstance(exc, StreamError):
         return exc
     if isinstance(exc, concurrent.futures.CancelledError):

@@ -19,6 +19,7 @@ from langchain_stream.errors import (
     ContentRefusedError,
     ContextOverflowError,
     MidStreamError,
+    ModelLoadError,
     StreamError,
     TierCancelledError,
     TierError,
@@ -67,6 +68,7 @@ RETRYABLE: dict[str, tuple[Callable[[], BaseException], type[TierError]]] = {
         lambda: TierNotConfiguredError("no model", tier="cloud"),
         TierNotConfiguredError,
     ),
+    "model file unusable": (lambda: ModelLoadError("not a GGUF file"), TierNotConfiguredError),
 }
 NOT_RETRYABLE: dict[str, tuple[Callable[[], BaseException], type[BaseException]]] = {
     "content refused": (
