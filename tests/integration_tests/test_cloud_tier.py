@@ -262,11 +262,11 @@ async def test_a_silent_stream_times_out_after_stream_chunk_timeout() -> None:
         model = type(build_cloud_model(settings))(
             model=MODEL, base_url=url, api_key="sk-any", stream_chunk_timeout=0.3, max_retries=0
         )
-        # The bound moved into the completions object, which keeps it without a task per chunk.
-        assert model.stream_chunk_timeout is None
         received = []
         started = time.monotonic()
-        with pytest.raises(TimeoutError, match=r"no chunk from the API for 0\.3 s after 1 chunks"):
+        # langchain-openai's own bound (its error is also a TimeoutError), which the router's
+        # boundary reads as the tier timing out.
+        with pytest.raises(TimeoutError):
             async for chunk in model.astream("hi"):
                 received.append(chunk.text)
         assert received == ["Hel"]
