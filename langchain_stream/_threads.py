@@ -4,6 +4,8 @@
   shared worker pool and consume it on the event loop without blocking the loop.
 - :func:`iterate_async`: consume an async iterator from synchronous code, running it on one
   background event loop, so sync entry points reuse the async implementation.
+- :func:`aiter_in_task`: consume an async iterator that runs in a task of its own, so the
+  context variables it sets stay out of the consumer's context.
 
 Threads are created once and reused: starting a thread per request costs milliseconds on a
 busy machine, more than the router's whole budget.
@@ -12,6 +14,7 @@ busy machine, more than the router's whole budget.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -91,16 +94,22 @@ async def aiter_in_thread(make_iter: Callable[[threading.Event], Iterator[T]]) -
 
     _blocking_pool().submit(work)
     try:
-        while True:
-            kind, value = await items.get()
-            if kind == _ITEM:
-                yield value  # type: ignore[misc]
-            elif kind == _ERROR:
-                raise value  # type: ignore[misc]
-            else:
-                return
+        async for item in _received(items):
+            yield item  # type: ignore[misc]
     finally:
         cancel.set()
+
+
+async def _received(items: asyncio.Queue[tuple[int, object]]) -> AsyncIterator[object]:
+    """The items posted to ``items`` until the end; a posted error is raised."""
+    while True:
+        kind, value = await items.get()
+        if kind == _ITEM:
+            yield value
+        elif kind == _ERROR:
+            raise value  # type: ignore[misc]
+        else:
+            return
 
 
 def iterate_async(make_aiter: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
@@ -135,3 +144,38 @@ def iterate_async(make_aiter: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
     finally:
         if not future.done():
             future.cancel()
+
+
+async def aiter_in_task(
+    items: AsyncIterator[T], context: contextvars.Context | None = None
+) -> AsyncIterator[T]:
+    """Yield the items of ``items``, iterated by a task of its own in ``context`` (default: a
+    copy of the current context).
+
+    An async generator runs in its consumer's context, so a context variable it sets would
+    stay set for the consumer; in a task of its own it does not. Stopping early cancels the
+    task and waits for it.
+    """
+    queue_: asyncio.Queue[tuple[int, object]] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for item in items:
+                queue_.put_nowait((_ITEM, item))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # handed to the consumer, which raises it
+            queue_.put_nowait((_ERROR, exc))
+        else:
+            queue_.put_nowait((_DONE, None))
+
+    task = asyncio.get_running_loop().create_task(pump(), context=context)
+    try:
+        async for item in _received(queue_):
+            yield item  # type: ignore[misc]
+    finally:
+        if not task.done():
+            task.cancel()
+            # wait() does not re-raise the task's own cancellation into this clean-up, which
+            # under anyio's repeated cancellations left the work running.
+            await asyncio.wait([task])

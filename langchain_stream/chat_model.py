@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
+from contextvars import Context, ContextVar, copy_context
 from functools import cache
 from typing import Any, Literal
+from uuid import uuid4
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    BaseRunManager,
+    CallbackManager,
+    CallbackManagerForLLMRun,
+)
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.runnables import RunnableConfig, ensure_config
+from langchain_core.runnables.config import var_child_runnable_config
 from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
+from langchain_stream._threads import aiter_in_task
 from langchain_stream.config import TIERS, Settings, Tier, get_settings
 from langchain_stream.errors import InvalidRequestError
-from langchain_stream.graph import RouterContext, isolated_astream, isolated_stream
+from langchain_stream.graph import RouterContext, astream_router, stream_router
 from langchain_stream.judge import ComplexityJudge, resolve_judge
 from langchain_stream.judge.offload import in_judge_pool
 from langchain_stream.judge.shares import RoutingShares
-from langchain_stream.policies.decide import RoutingRequest
 from langchain_stream.policies.engine import PolicyEngine
+from langchain_stream.request import RouteRequest
 from langchain_stream.structured import StreamFirstChatModel
 
 USER_METADATA_KEY = "stream_user"
@@ -154,18 +164,6 @@ class StreamChatModel(StreamFirstChatModel):
         """The router's name; the model that answered is in the routing record."""
         return "stream-auto" if self.tier is None else f"stream-{self.tier}"
 
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_provider"] = "langchain-stream"
-        params["ls_model_name"] = kwargs.get("model", self.model_name)
-        if (temperature := kwargs.get("temperature", self.temperature)) is not None:
-            params["ls_temperature"] = temperature
-        if (max_tokens := kwargs.get("max_tokens", self.max_tokens)) is not None:
-            params["ls_max_tokens"] = max_tokens
-        if stop := stop or self.stop:
-            params["ls_stop"] = stop
-        return params
-
     def tier_models(self) -> dict[Tier, BaseChatModel]:
         """The chat model of each available tier, built once."""
         if self._tiers is None:
@@ -219,23 +217,31 @@ class StreamChatModel(StreamFirstChatModel):
             return resolve_judge(get_settings().judge)
         return resolve_judge(self.judge) if isinstance(self.judge, str) else self.judge
 
-    # --- conversations -----------------------------------------------------------------------
+    # --- the call's config ---------------------------------------------------------------------
     #
-    # A LangGraph thread is a conversation. langchain-core does not hand the caller's
-    # `configurable` to `_stream`, so the public entry points read the thread id here (from the
-    # given config, or the enclosing graph's) and pass it on as `conversation_id`.
+    # langchain-core hands `_stream` no run manager when it streams (`stream`, `astream`, or
+    # `invoke` under a streaming handler), and never the caller's config. The public entry
+    # points therefore fix the run's id in the config and keep the config in a context
+    # variable of a context private to the call: `_stream` makes the router graph a child of
+    # that run, with the caller's handlers, tags and metadata. A LangGraph thread is a
+    # conversation: its id (from the config, or the enclosing graph's) becomes the call's
+    # `conversation_id`.
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        return super().invoke(input, config, **_with_thread(config, kwargs))
+        config, kwargs, call = _call(config, kwargs)
+        return call.run(super().invoke, input, config, **kwargs)
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        return await super().ainvoke(input, config, **_with_thread(config, kwargs))
+        config, kwargs, call = _call(config, kwargs)
+        return await asyncio.create_task(super().ainvoke(input, config, **kwargs), context=call)
 
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        return super().stream(input, config, **_with_thread(config, kwargs))
+        config, kwargs, call = _call(config, kwargs)
+        return _iterate_in(call, call.run(super().stream, input, config, **kwargs))
 
     def astream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        return super().astream(input, config, **_with_thread(config, kwargs))
+        config, kwargs, call = _call(config, kwargs)
+        return aiter_in_task(super().astream(input, config, **kwargs), call)
 
     # --- generation --------------------------------------------------------------------------
 
@@ -246,8 +252,11 @@ class StreamChatModel(StreamFirstChatModel):
         kwargs: dict[str, Any],
         run_metadata: dict[str, Any],
     ) -> tuple[dict[str, Any], RouterContext]:
+        """The graph's input and the run's context, the request resolved once: the call's
+        arguments first, then this model's fields, the run's metadata and the settings."""
         if not messages:
             raise InvalidRequestError("the message list is empty: nothing to answer")
+        settings = get_settings()
         call_kwargs = {
             k: v
             for k, v in {
@@ -260,7 +269,7 @@ class StreamChatModel(StreamFirstChatModel):
         call_kwargs.update(kwargs)
         call_kwargs.pop("ls_structured_output_format", None)
         pin = self._pin_from_model_name(call_kwargs.pop("model", None)) or self.tier
-        request = RoutingRequest(
+        request = RouteRequest(
             user=str(
                 call_kwargs.pop("user", None)
                 or run_metadata.get(USER_METADATA_KEY)
@@ -270,17 +279,19 @@ class StreamChatModel(StreamFirstChatModel):
             # LangGraph puts a thread's id in the metadata of runs inside its graphs.
             conversation_id=call_kwargs.pop("conversation_id", None)
             or run_metadata.get("thread_id"),
-            privacy=call_kwargs.pop("privacy", None) or self.privacy or get_settings().privacy,
+            privacy=call_kwargs.pop("privacy", None) or self.privacy or settings.privacy,
             reset_conversation=bool(call_kwargs.pop("reset_conversation", False)),
+            pin=pin,
+            call_kwargs=call_kwargs,
+            continue_after_failure=settings.continue_after_mid_stream_failure,
         )
         context = RouterContext(
             tiers=self.tier_models(),
             judge=self.complexity_judge(),
-            call_kwargs=call_kwargs,
             policies=self.policy_engine(),
             request=request,
         )
-        return {"messages": messages, "tier": pin}, context
+        return {"messages": messages}, context
 
     def _stream(
         self,
@@ -289,13 +300,12 @@ class StreamChatModel(StreamFirstChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        metadata = run_manager.metadata if run_manager else {}
+        metadata, callbacks = _run_of(run_manager, self)
         state, context = self._router_input(messages, stop, kwargs, metadata)
-        for chunk in isolated_stream(state, context):
-            generation = ChatGenerationChunk(message=_as_chunk(chunk))
-            if run_manager:
-                run_manager.on_llm_new_token(generation.text, chunk=generation)
-            yield generation
+        # The run's handlers see each chunk yielded here (reported by langchain-core when it
+        # streams, by `_report` otherwise); the tier's run is tagged `nostream`.
+        for chunk in stream_router(state, context, callbacks):
+            yield ChatGenerationChunk(message=_as_chunk(chunk))
 
     async def _astream(
         self,
@@ -304,23 +314,80 @@ class StreamChatModel(StreamFirstChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        metadata = run_manager.metadata if run_manager else {}
+        metadata, callbacks = _run_of(run_manager, self)
         if not self._judge_loaded:  # loading a judge may take seconds (llama.cpp): off the loop
             await in_judge_pool(self.complexity_judge)
             self._judge_loaded = True
         state, context = self._router_input(messages, stop, kwargs, metadata)
-        async for chunk in isolated_astream(state, context):
-            generation = ChatGenerationChunk(message=_as_chunk(chunk))
-            if run_manager:
-                await run_manager.on_llm_new_token(generation.text, chunk=generation)
-            yield generation
+        async for chunk in astream_router(state, context, callbacks):
+            yield ChatGenerationChunk(message=_as_chunk(chunk))
 
 
-def _with_thread(config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-    if "conversation_id" in kwargs:
-        return kwargs
-    thread = ensure_config(config).get("configurable", {}).get("thread_id")
-    return {**kwargs, "conversation_id": str(thread)} if thread is not None else kwargs
+_CALL_CONFIG: ContextVar[RunnableConfig | None] = ContextVar(
+    "langchain_stream_call_config", default=None
+)
+
+
+def _call(
+    config: RunnableConfig | None, kwargs: dict[str, Any]
+) -> tuple[RunnableConfig, dict[str, Any], Context]:
+    """The call's config with its run id fixed, its kwargs with the conversation id, and a
+    context private to the call that holds the config."""
+    config = ensure_config(config)  # the enclosing runnable's config merged in
+    config["run_id"] = config.get("run_id") or uuid4()
+    call = copy_context()
+    call.run(_CALL_CONFIG.set, {**config})
+    # The router's graph is the model run's child, not the enclosing graph's subgraph.
+    call.run(var_child_runnable_config.set, None)
+    if "conversation_id" not in kwargs:
+        thread = config.get("configurable", {}).get("thread_id")
+        if thread is not None:
+            kwargs = {**kwargs, "conversation_id": str(thread)}
+    return config, kwargs, call
+
+
+def _run_of(
+    run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
+    model: BaseChatModel,
+) -> tuple[dict[str, Any], CallbackManager | None]:
+    """The metadata of the model's run, and the callbacks its children inherit (the handlers,
+    tags and metadata a chain run's ``get_child()`` would give; an LLM run has none)."""
+    if run_manager is not None:
+        run: BaseRunManager | CallbackManager = run_manager
+        run_id, metadata = run_manager.run_id, run_manager.metadata
+    else:
+        config = _CALL_CONFIG.get()
+        if config is None:  # called other than through the public entry points
+            return {}, None
+        _CALL_CONFIG.set(None)  # one run per call: a nested call must not take it for its own
+        run = CallbackManager.configure(
+            config.get("callbacks"),
+            model.callbacks,
+            model.verbose,
+            config.get("tags"),
+            model.tags,
+            config.get("metadata"),
+            model.metadata,
+        )
+        run_id, metadata = config["run_id"], dict(config.get("metadata") or {})
+    children = CallbackManager(handlers=[], parent_run_id=run_id)
+    children.set_handlers(run.inheritable_handlers)
+    children.add_tags(run.inheritable_tags)
+    children.add_metadata(run.inheritable_metadata)
+    return metadata, children
+
+
+def _iterate_in(context: Context, chunks: Iterator[Any]) -> Iterator[Any]:
+    """Each step of ``chunks`` (a generator) runs in ``context``."""
+    try:
+        while True:
+            try:
+                chunk = context.run(next, chunks)
+            except StopIteration:
+                return
+            yield chunk
+    finally:
+        context.run(chunks.close)  # type: ignore[attr-defined]
 
 
 def _as_chunk(item: Any) -> AIMessageChunk:

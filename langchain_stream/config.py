@@ -31,6 +31,7 @@ from pydantic_settings import (
 )
 
 from langchain_stream.errors import ConfigurationError
+from langchain_stream.limits import DEFAULT_TIMEOUTS
 from langchain_stream.tier_spec import (
     DEFAULT_TIER_NAMES,
     TierName,
@@ -126,9 +127,9 @@ class Settings(BaseSettings):
     """Recent routed requests over which the routing shares are reported."""
     tier: Tier | None = None
     """Pin every request to one tier, skipping the judge."""
-    first_token_timeout_s: float = Field(default=60.0, gt=0)
+    first_token_timeout_s: float = Field(default=DEFAULT_TIMEOUTS.first_token_s, gt=0)
     """How long a tier may take to produce its first token before the router falls back."""
-    tier_timeout_s: float = Field(default=120.0, gt=0)
+    tier_timeout_s: float = Field(default=DEFAULT_TIMEOUTS.total_s, gt=0)
     """Total deadline of one request on the local tier, in seconds: waiting for the model,
     reading the prompt and writing the answer all count. Past it the tier gives up: before its
     first token the router falls back to the next tier, after it the answer ends with an error."""

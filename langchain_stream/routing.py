@@ -118,10 +118,6 @@ class RoutingRecord(BaseModel):
         """The part known only at the end of the answer (disjoint from the first part)."""
         return self.model_dump(mode="json", include=set(FINAL_KEYS), exclude_none=True)
 
-    def to_metadata(self) -> dict[str, Any]:
-        """The whole record as JSON-ready data."""
-        return self.model_dump(mode="json", exclude_none=True)
-
 
 def candidate_tiers(complexity: Complexity, available: list[Tier]) -> list[Tier]:
     """Tiers to try for a class, in its order, among the available ones."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from operator import itemgetter
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -130,6 +130,29 @@ class StreamFirstChatModel(BaseChatModel):
     is derived from the stream), and hand OpenAI-format ``tools``, ``tool_choice`` and
     ``response_format`` on to whatever answers (a llama.cpp grammar, a tier, a worker's
     backend)."""
+
+    ls_provider: ClassVar[str] = "langchain-stream"
+    """The provider named in traces (LangSmith's ``ls_provider``)."""
+
+    @property
+    def model_name(self) -> str:
+        """The model named in traces."""
+        return self._llm_type
+
+    def _ls_model_name(self, override: str | None) -> str:
+        """The model named in a trace when the call passes ``model=override``."""
+        return override or self.model_name
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = self.ls_provider
+        params["ls_model_name"] = self._ls_model_name(kwargs.get("model"))
+        for name in ("temperature", "max_tokens"):
+            if (value := kwargs.get(name, getattr(self, name, None))) is not None:
+                params[f"ls_{name}"] = value  # type: ignore[literal-required]
+        if stop := stop or getattr(self, "stop", None):
+            params["ls_stop"] = stop
+        return params
 
     def _generate(
         self,

@@ -28,14 +28,15 @@ from rich.progress import Progress
 from langchain_stream.bench.conversations import PROBE_TURNS, Fact, conversation
 from langchain_stream.bench.stats import machine, percentiles
 from langchain_stream.chat_model import StreamChatModel
+from langchain_stream.context.summary import SUMMARIZE_RUN_NAME
 from langchain_stream.tiers.local import ChatLocal
 
 SYSTEM = "You are a helpful assistant. Answer briefly."
 
 
 class PromptRecorder(BaseCallbackHandler):
-    """Keeps the messages of the last answering call a chat model received (summarizer calls,
-    tagged ``nostream``, are left out)."""
+    """Keeps the messages of the last answering call a chat model received (the summarizer's
+    calls, named :data:`~langchain_stream.context.summary.SUMMARIZE_RUN_NAME`, are left out)."""
 
     def __init__(self) -> None:
         self.last: list[BaseMessage] = []
@@ -44,11 +45,9 @@ class PromptRecorder(BaseCallbackHandler):
         self,
         serialized: dict[str, Any],
         messages: list[list[BaseMessage]],
-        *,
-        tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        if "nostream" not in (tags or []):
+        if kwargs.get("name") != SUMMARIZE_RUN_NAME:
             self.last = list(messages[0])
 
 

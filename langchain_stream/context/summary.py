@@ -53,6 +53,9 @@ _CAPITALIZED = re.compile(r"\b[A-Z][\w'-]+")
 _STATES_OWN = re.compile(r"\b(?:my|our)\s+(?:\w+\s+){0,3}?(?:is|are|was|were|'s)\b", re.I)
 _NOT_NAMES = frozenset({"I", "I'm", "I've", "I'd", "I'll"})
 
+SUMMARIZE_RUN_NAME = "stream-summarize"
+"""The name of the summarizer's chat-model runs (a callback handler tells them apart by it)."""
+
 
 class ConversationSummary(BaseModel):
     """The older part of a conversation, folded into notes (kept in the router's state)."""
@@ -292,7 +295,7 @@ class Summarizer:
         from langgraph.constants import TAG_NOSTREAM
 
         # Tagged so that a graph streaming its messages does not show the summarizer's tokens.
-        config: Any = {"tags": [TAG_NOSTREAM], "run_name": "stream-summarize"}
+        config: Any = {"tags": [TAG_NOSTREAM], "run_name": SUMMARIZE_RUN_NAME}
         reply = self.model.invoke(
             self._prompt(prompt, text), config, max_tokens=max_tokens, temperature=0.0
         )

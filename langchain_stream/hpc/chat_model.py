@@ -21,7 +21,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Executor, Future
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.messages import AIMessageChunk, BaseMessage
@@ -54,6 +54,7 @@ from langchain_stream.hpc.task import (
     decode_piece,
 )
 from langchain_stream.hpc.worker import hpc_worker
+from langchain_stream.limits import DEFAULT_TIMEOUTS
 from langchain_stream.llama.embedded import EMBEDDED_MODEL_NAME
 from langchain_stream.relay.client import DEFAULT_COALESCE_S, ConsumerClient
 from langchain_stream.relay.protocol import new_channel_key
@@ -63,7 +64,7 @@ from langchain_stream.structured import StreamFirstChatModel, openai_tool_choice
 LOCAL_ENDPOINT_ID = "local"
 """The ``endpoint_id`` that runs the HPC tier on this machine (see ``LocalEndpoint``)."""
 
-DEFAULT_IDLE_TIMEOUT_S = 30.0
+DEFAULT_IDLE_TIMEOUT_S = DEFAULT_TIMEOUTS.idle_s
 """Default wait between frames once tokens flow."""
 
 _TIER = "hpc"
@@ -178,6 +179,8 @@ class ChatHPC(StreamFirstChatModel):
         }
         return cls(**{**fields, **kwargs})
 
+    ls_provider: ClassVar[str] = "globus-compute"
+
     @property
     def _llm_type(self) -> str:
         return "globus-compute-hpc"
@@ -197,17 +200,6 @@ class ChatHPC(StreamFirstChatModel):
             "backend_url": self.backend_url,
             "mode": self.mode,
         }
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_provider"] = "globus-compute"
-        params["ls_model_name"] = kwargs.get("model") or self.model_name
-        params["ls_temperature"] = kwargs.get("temperature", self.temperature)
-        if (max_tokens := kwargs.get("max_tokens", self.max_tokens)) is not None:
-            params["ls_max_tokens"] = max_tokens
-        if stop := stop or self.stop:
-            params["ls_stop"] = stop
-        return params
 
     # --- the control plane -------------------------------------------------------------------
 

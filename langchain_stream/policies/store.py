@@ -266,7 +266,7 @@ class PolicyStore:
             .limit(limit)
         )
         with self._engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+            return [dict(row) for row in conn.execute(query).mappings()]
 
     def conversation_owner(self, conversation_id: str) -> str | None:
         """Who started a conversation: the user of its first answer (``None``: no answer)."""
@@ -307,7 +307,7 @@ class PolicyStore:
             .order_by(ledger.c.id)
         )
         with self._engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+            return [dict(row) for row in conn.execute(query).mappings()]
 
     def forget_conversation(self, conversation_id: str) -> None:
         """Unlink a conversation from the ledger and audit log (the spend stays counted) and
@@ -340,13 +340,13 @@ class PolicyStore:
             .order_by(ledger.c.day, ledger.c.tier)
         )
         with self._engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+            return [dict(row) for row in conn.execute(query).mappings()]
 
     def audit_entries(self, *, limit: int = 1000) -> list[dict[str, Any]]:
         """The most recent audit rows, newest last."""
         query = select(audit).order_by(audit.c.id.desc()).limit(limit)
         with self._engine.connect() as conn:
-            rows = [dict(row._mapping) for row in conn.execute(query)]
+            rows = [dict(row) for row in conn.execute(query).mappings()]
         for row in rows:
             row["policies"] = json.loads(row["policies"])
             row["tiers_tried"] = json.loads(row["tiers_tried"])

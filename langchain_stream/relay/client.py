@@ -25,6 +25,7 @@ from langchain_stream.errors import (
     RelayTimeoutError,
     RelayUnavailableError,
 )
+from langchain_stream.limits import DEFAULT_TIMEOUTS
 from langchain_stream.relay.failover import AckSchedule, FailoverLimits
 from langchain_stream.relay.producer import (
     DEFAULT_COALESCE_S,
@@ -55,10 +56,10 @@ from langchain_stream.relay.routing import (
 
 logger = logging.getLogger("langchain_stream.relay.client")
 
-DEFAULT_FIRST_TOKEN_TIMEOUT_S = 60.0
+DEFAULT_FIRST_TOKEN_TIMEOUT_S = DEFAULT_TIMEOUTS.first_token_s
 """Default wait for the first token: an HPC queue or a cold start may take this long."""
 
-DEFAULT_IDLE_TIMEOUT_S = 30.0
+DEFAULT_IDLE_TIMEOUT_S = DEFAULT_TIMEOUTS.idle_s
 """Default wait between frames once tokens flow."""
 
 _T = TypeVar("_T")

@@ -28,15 +28,16 @@ from langchain_stream.errors import (
     RelayProtocolError,
     RelayUnavailableError,
 )
+from langchain_stream.limits import DEFAULT_TIMEOUTS
 from langchain_stream.relay.protocol import CloseCode
 from langchain_stream.relay.tokens import Role, wire_logger
 
 logger = logging.getLogger("langchain_stream.relay.client")
 
-DEFAULT_OPEN_TIMEOUT_S = 10.0
+DEFAULT_OPEN_TIMEOUT_S = DEFAULT_TIMEOUTS.open_s
 """Default bound on connecting to one relay (TCP, TLS and the WebSocket handshake)."""
 
-DEFAULT_CLOSE_TIMEOUT_S = 2.0
+DEFAULT_CLOSE_TIMEOUT_S = DEFAULT_TIMEOUTS.close_s
 """Default wait for the relay to answer a close."""
 
 

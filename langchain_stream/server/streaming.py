@@ -66,7 +66,7 @@ class ModelStream:
     The SSE response runs in an anyio task group, which on a client disconnect cancels its
     tasks again and again until they finish. The close is therefore shielded, so it runs to
     its end once; the router's own work runs in a task of its own
-    (:func:`langchain_stream.graph.isolated_astream`), which gets exactly one ``cancel()``
+    (:func:`langchain_stream._threads.aiter_in_task`), which gets exactly one ``cancel()``
     however often its reader is cancelled.
     """
 

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.messages import (
@@ -99,6 +99,7 @@ class ChatLocal(StreamFirstChatModel):
     past it the call raises :class:`~langchain_stream.errors.TierDeadlineError`."""
 
     _model: LlamaModel | None = PrivateAttr(default=None)
+    ls_provider: ClassVar[str] = "llama.cpp"
 
     @property
     def _llm_type(self) -> str:
@@ -118,17 +119,8 @@ class ChatLocal(StreamFirstChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_path": self.model_path, "n_ctx": self.n_ctx}
 
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_provider"] = "llama.cpp"
-        override = kwargs.get("model")
-        params["ls_model_name"] = Path(override).stem if override else self.model_name
-        params["ls_temperature"] = kwargs.get("temperature", self.temperature)
-        if (max_tokens := kwargs.get("max_tokens", self.max_tokens)) is not None:
-            params["ls_max_tokens"] = max_tokens
-        if stop := stop or self.stop:
-            params["ls_stop"] = stop
-        return params
+    def _ls_model_name(self, override: str | None) -> str:
+        return Path(override).stem if override else self.model_name
 
     def load(self, model_path: str | None = None) -> LlamaModel:
         """Load (once per process) and warm up the model; later calls return it at once.

@@ -47,6 +47,9 @@ class TestChatLocalIntegration(ChatModelIntegrationTests):
         super().test_agent_loop(model)
 
 
+NESTED_RUN_REASON = "the tier's chat-model run is the router run's child: two chat-model starts"
+
+
 class TestStreamChatModelIntegration(ChatModelIntegrationTests):
     @property
     def chat_model_class(self) -> type[BaseChatModel]:
@@ -73,3 +76,17 @@ class TestStreamChatModelIntegration(ChatModelIntegrationTests):
     @pytest.mark.xfail(reason=AUTO_TOOL_REASON, strict=False)
     def test_agent_loop(self, model: BaseChatModel) -> None:
         super().test_agent_loop(model)
+
+    # The suite counts the chat-model runs its handler sees and expects one; the router's run
+    # has the tier's chat-model run as its child (one trace tree, docs/design.md), so the
+    # handler sees two: the router's, then the tier's. What each run reports is checked in
+    # tests/unit_tests/test_trace_tree.py.
+    @pytest.mark.xfail(reason=NESTED_RUN_REASON, strict=True)
+    @pytest.mark.parametrize("schema_type", ["pydantic", "typeddict", "json_schema"])
+    def test_structured_output(self, model: BaseChatModel, schema_type: str) -> None:
+        super().test_structured_output(model, schema_type)
+
+    @pytest.mark.xfail(reason=NESTED_RUN_REASON, strict=True)
+    @pytest.mark.parametrize("schema_type", ["pydantic", "typeddict", "json_schema"])
+    async def test_structured_output_async(self, model: BaseChatModel, schema_type: str) -> None:
+        await super().test_structured_output_async(model, schema_type)

@@ -34,4 +34,4 @@ def test_first_and_final_parts_merge_into_the_whole_record() -> None:
     merged = AIMessageChunk(content="a", response_metadata={"routing": first}) + AIMessageChunk(
         content="b", response_metadata={"routing": final}
     )
-    assert merged.response_metadata["routing"] == record.to_metadata()
+    assert merged.response_metadata["routing"] == record.model_dump(mode="json", exclude_none=True)
