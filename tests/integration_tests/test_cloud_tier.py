@@ -1,6 +1,6 @@
 """The cloud tier as ``stream serve`` builds it (``ChatOpenAI`` for a compatible base URL)
-against a real OpenAI-compatible server on loopback: langchain-tests' standard suite, streamed
-chunks equal to the SDK's, and errors still raised as the SDK's."""
+against a real OpenAI-compatible server on loopback: langchain-tests' standard suite, the request
+the SDK would send, and errors still raised as the SDK's."""
 
 from __future__ import annotations
 
@@ -107,29 +107,50 @@ def test_the_length_limit_reaches_a_compatible_server_as_max_tokens() -> None:
     assert merged(chunks).response_metadata["finish_reason"] == "length"
 
 
-def test_the_streamed_answer_equals_the_sdks() -> None:
-    server = shared_server()
-    ours = cloud_tier(server.url)
-    stock = ChatOpenAI(
-        model=MODEL,
-        base_url=server.url,
-        api_key=CLOUD_KEY,
-        temperature=0.0,
-        stream_usage=True,
-        max_retries=0,
-        extra_body={"max_tokens": 24},  # what the tier sends compatible servers besides
-    )
-    question = "Name three colours."
-    ours_chunks = list(ours.stream(question))
-    stock_chunks = list(stock.stream(question))
-    assert "".join(c.text for c in ours_chunks) == "".join(c.text for c in stock_chunks)
-    assert len(ours_chunks) == len(stock_chunks) > 2
-    ours_meta, stock_meta = (
-        merged(ours_chunks).response_metadata,
-        merged(stock_chunks).response_metadata,
-    )
-    assert ours_meta["finish_reason"] == stock_meta["finish_reason"] == "length"
-    assert ours_meta["model_name"] == stock_meta["model_name"]
+def test_the_tier_sends_what_the_sdk_sends_and_reads_the_stream() -> None:
+    # What the tier controls is the request: it must be the SDK's own, field for field (the
+    # bodies are compared as received by a loopback server, not as built in memory).
+    received: list[dict] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(400)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"error": {"message": "recorded"}}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    recorder = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=recorder.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{recorder.server_port}/v1"
+        stock = ChatOpenAI(
+            model=MODEL,
+            base_url=url,
+            api_key=CLOUD_KEY,
+            temperature=0.0,
+            stream_usage=True,
+            max_retries=0,
+            extra_body={"max_tokens": 24},  # what the tier sends compatible servers besides
+        )
+        for model in (cloud_tier(url), stock):
+            with pytest.raises(openai.BadRequestError):
+                list(model.stream("Name three colours."))
+    finally:
+        recorder.shutdown()
+        recorder.server_close()
+    ours_body, stock_body = received
+    assert ours_body == stock_body and ours_body["max_tokens"] == 24
+
+    # And the SDK's stream, read from the real server, ends as the server says it did.
+    chunks = list(cloud_tier(shared_server().url).stream("Name three colours."))
+    assert len(chunks) > 2 and "".join(c.text for c in chunks).strip()
+    metadata = merged(chunks).response_metadata
+    assert metadata["finish_reason"] == "length"
+    assert metadata["model_name"]
 
 
 def merged(chunks: list[AIMessageChunk]) -> AIMessageChunk:
