@@ -102,7 +102,8 @@ class TierCall:
         return TierFitter.for_tier(self.tier, self.models, self.kwargs, get_settings())
 
     def _fit(self, fitter: TierFitter) -> list[BaseMessage]:
-        """Fit the history to this tier's window (docs/design.md#context); keep a summary it extended."""
+        """Fit the history to this tier's window (docs/design.md#context); keep a summary it
+        extended."""
         stored = self.state.get("summary")
         summary = ConversationSummary.model_validate(stored) if stored else None
         outcome = fitter.fit(self.history, summary)
