@@ -293,6 +293,6 @@ def test_the_failure_bench_refuses_faults_that_outlast_the_answers() -> None:
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
-    assert run.returncode == 1
+    assert run.returncode == 2  # a usage error
     assert "the faults would outlast the streams" in run.stderr
     assert "Traceback" not in run.stderr
