@@ -244,7 +244,14 @@ def tier_error(exc: BaseException, tier: str) -> BaseException:
         return TierTimeoutError(f"the {tier} tier timed out: {exc}", tier=tier)
     if isinstance(exc, ConnectionError):
         return TierUnavailableError(f"the {tier} tier is unreachable: {exc}", tier=tier)
+    if isinstance(exc, ValueError) and str(exc) == _NO_CHUNKS:
+        return TierServerError(f"the {tier} tier answered nothing", tier=tier)
     return exc
+
+
+# What langchain-core raises when a chat model's stream ends without a single chunk (a server
+# that closed an answer it never began): the tier's failure, not a bug in the caller.
+_NO_CHUNKS = "No generation chunks were returned"
 
 
 _CONTEXT_OVERFLOW_CODES = {"context_length_exceeded", "string_above_max_length"}

@@ -18,7 +18,12 @@ from langgraph.constants import TAG_NOSTREAM
 
 from langchain_stream.config import get_settings
 from langchain_stream.context import ConversationSummary, TierFitter
-from langchain_stream.errors import ContextOverflowError, MidStreamError, tier_error
+from langchain_stream.errors import (
+    ContextOverflowError,
+    InvalidRequestError,
+    MidStreamError,
+    tier_error,
+)
 from langchain_stream.request import TierName
 from langchain_stream.routing import RoutingRecord, TierAttempt
 
@@ -132,11 +137,16 @@ class TierCall:
         :class:`~langchain_stream.errors.MidStreamError`. Any other error (a bad request, a
         refusal, a programming error in the tier) reaches the caller as it is."""
         error = tier_error(exc, self.tier)
-        if not getattr(error, "is_retryable", False):
+        # One of the project's tiers refusing the request before answering (it cannot read an
+        # image, say) is not down: the next candidate may serve it; when every tier refused, the
+        # caller gets the refusals (a 400). An API's own 400 is the caller's to see.
+        refused = isinstance(exc, InvalidRequestError) and self.first_token_at is None
+        if not (refused or getattr(error, "is_retryable", False)):
             if error is exc:
                 raise exc
             raise error from exc
-        if not isinstance(error, ContextOverflowError):  # the request's size, not the tier's fault
+        if not isinstance(error, ContextOverflowError | InvalidRequestError):
+            # the request's size or content, not the tier's fault: no mark against its breaker
             self.engine.health.breaker(self.tier).record_failure()
         if self.first_token_at is None:
             self.record.tiers_tried.append(TierAttempt(tier=self.tier, error=_describe(error)))
