@@ -1,10 +1,10 @@
-"""The router as a LangGraph ``StateGraph``: compress → judge → route → tier, with fallback.
+"""The router as a LangGraph ``StateGraph``: compress and judge → route → tier, with fallback.
 
 ::
 
-    START → compress → judge → route ─route_to_tier─► local | hpc | cloud ─► END
-                                          ▲                      │ failed before its first token
-                                          └─ route_to_tier ◄─ fallback
+    START ┬→ compress ┬→ route ─route_to_tier─► local | hpc | cloud ─► END
+          └→ judge ───┘                ▲                       │ failed before its first token
+                                       └─ route_to_tier ◄─ fallback
 
 The compiled graph is the router's only runtime: :class:`~langchain_stream.StreamChatModel`
 runs every request through it (docs/design.md#a-requests-path-through-the-graph).
@@ -63,10 +63,11 @@ from langchain_stream.errors import (
     NoTierAvailableError,
 )
 from langchain_stream.judge import ComplexityJudge, resolve_judge
+from langchain_stream.judge.base import is_quick
 from langchain_stream.judge.offload import in_judge_pool
 from langchain_stream.policies.engine import PolicyEngine
 from langchain_stream.request import RouteRequest, TierName
-from langchain_stream.routing import CompressionReport, RoutingRecord
+from langchain_stream.routing import RoutingRecord
 from langchain_stream.tier_call import TierCall
 
 COMPRESS, JUDGE, ROUTE, FALLBACK = "compress", "judge", "route", "fallback"
@@ -155,18 +156,14 @@ def compress(state: RouterState, context: RouterContext) -> dict[str, Any]:
     checked against the history (docs/design.md#context). Each tier node then fits the history to
     its own window, so a fallback to another tier refits it."""
     summary = load_summary(state["messages"], state.get("summary"))
-    record = RoutingRecord(compression=CompressionReport(applied=False))
-    return {
-        "record": record.model_dump(mode="json", exclude_none=True),
-        "summary": summary.model_dump() if summary is not None else None,
-    }
+    return {"summary": summary.model_dump() if summary is not None else None}
 
 
 def judge(state: RouterState, context: RouterContext) -> dict[str, Any]:
     """Judge the current query; a pinned request skips the judge."""
     if _pin(state, context.request) is not None:
         return {}
-    record = RoutingRecord.model_validate(state.get("record", {}))
+    record = RoutingRecord()  # the first step to write one: compress runs beside it
     query, earlier = _query_and_context(state["messages"])
     judgment = context.complexity_judge().judge(query, earlier)
     record.complexity = judgment.complexity
@@ -257,8 +254,9 @@ def _on_loop(state: RouterState, context: RouterContext) -> bool:
     return False
 
 
-def _judges(state: RouterState, context: RouterContext) -> bool:
-    return _pin(state, context.request) is None  # a pinned request skips the judge
+def _judges_off_loop(state: RouterState, context: RouterContext) -> bool:
+    # A pinned request skips the judge; a quick judge costs less than the hop to a thread.
+    return _pin(state, context.request) is None and not is_quick(context.complexity_judge())
 
 
 Step = Callable[[RouterState, RouterContext], dict[str, Any]]
@@ -383,15 +381,17 @@ def build_router_graph(tiers: Iterable[TierName] | None = None) -> StateGraph:
     names = list(tiers) if tiers is not None else tier_node_names()
     graph = StateGraph(RouterState, context_schema=RouterContext)
     graph.add_node(COMPRESS, _StepNode(COMPRESS, compress))
-    graph.add_node(JUDGE, _StepNode(JUDGE, judge, _judges, _in_judge_pool))
+    graph.add_node(JUDGE, _StepNode(JUDGE, judge, _judges_off_loop, _in_judge_pool))
     graph.add_node(ROUTE, _StepNode(ROUTE, route, _routes_off_loop))
     graph.add_node(FALLBACK, _StepNode(FALLBACK, fallback, _gives_up))
     for tier in names:
         graph.add_node(tier, _TierNode(tier))
         graph.add_conditional_edges(tier, _Edge(route_after_tier), {END: END, FALLBACK: FALLBACK})
+    # Compress and judge read only the messages, so they run in one superstep (each
+    # superstep costs LangGraph about half a millisecond); route waits for both.
     graph.add_edge(START, COMPRESS)
-    graph.add_edge(COMPRESS, JUDGE)
-    graph.add_edge(JUDGE, ROUTE)
+    graph.add_edge(START, JUDGE)
+    graph.add_edge([COMPRESS, JUDGE], ROUTE)
     to_tier = _Edge(route_to_tier)
     graph.add_conditional_edges(ROUTE, to_tier, {t: t for t in (*names, FALLBACK)})
     graph.add_conditional_edges(FALLBACK, to_tier, {t: t for t in names})
@@ -455,7 +455,7 @@ def astream_router(
     config: RunnableConfig = {
         # A manager without handlers would still start a run manager for every step.
         "callbacks": callbacks if callbacks is not None and callbacks.handlers else None,
-        # compress, judge, route, then a tier and a fallback step per tier at the most
+        # compress and judge, route, then a tier and a fallback step per tier at the most
         "recursion_limit": 4 + 2 * len(tiers),
     }
     thread = context.request.conversation_id

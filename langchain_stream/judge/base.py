@@ -46,3 +46,13 @@ class ComplexityJudge(Protocol):
     def judge(self, query: str, context: Sequence[str] = ()) -> Judgment:
         """Judge ``query``; ``context`` holds the previous turns' text, most recent last."""
         ...
+
+
+def is_quick(judge: ComplexityJudge) -> bool:
+    """Whether ``judge`` says it judges in microseconds (a class attribute ``quick = True``).
+
+    An async router runs a quick judge on the event loop; any other judge (a model, a user's own
+    code) runs on the judge pool, since handing work to a thread costs more than a quick
+    judgment and a slow one would stall every other request on the loop.
+    """
+    return getattr(judge, "quick", False) is True

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from langchain_stream.judge.base import Complexity, ComplexityJudge, Judgment
+from langchain_stream.judge.base import Complexity, ComplexityJudge, Judgment, is_quick
 
 CLASSES: tuple[Complexity, ...] = (Complexity.LOW, Complexity.MEDIUM, Complexity.HIGH)
 # Scores of 0 are floored before the log so an offset can still move such a query.
@@ -141,6 +141,7 @@ class CalibratedJudge:
         self.inner = judge
         self.offsets = np.asarray(offsets, dtype=np.float64)
         self.name = judge.name
+        self.quick = is_quick(judge)  # the offsets add microseconds
 
     def judge(self, query: str, context: Sequence[str] = ()) -> Judgment:
         """The inner judgment with the offsets applied to its scores and class."""

@@ -58,6 +58,8 @@ class KeywordJudge:
     """Sorts a query by keyword patterns; deterministic and dependency-free."""
 
     name = "keyword"
+    quick = True
+    """A few regular expressions over at most 8,000 characters: it runs on the event loop."""
 
     def judge(self, query: str, context: Sequence[str] = ()) -> Judgment:
         """Judge ``query``; a very short query inherits the keywords of the last context turn."""
