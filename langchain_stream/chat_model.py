@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextvars import Context, ContextVar, copy_context
 from functools import cache
 from typing import Any, Literal
@@ -136,7 +136,7 @@ class StreamChatModel(StreamFirstChatModel):
     def _pin_by_model(self) -> StreamChatModel:
         if self.model is None:
             return self
-        pin = _pin_from_model_name(self.model)
+        pin = _pin_from_model_name(self.model, get_settings().configured_tiers)
         if "tier" in self.model_fields_set and self.tier != pin:
             raise ValueError(f"model={self.model!r} and tier={self.tier!r} disagree: give one")
         self.tier = pin
@@ -182,17 +182,6 @@ class StreamChatModel(StreamFirstChatModel):
             names += [t for t in configured if t not in names]
             self._tiers = {t: configured[t] for t in names}
         return self._tiers
-
-    def _pin_from_model_name(self, name: str | None) -> Tier | None:
-        """A per-call ``model`` of ``stream-<tier name>`` pins a tier; ``stream-auto`` routes."""
-        if name is None or name == "stream-auto":
-            return None
-        tier = name.removeprefix("stream-")
-        known = tier in self.tier_models() or tier in TIERS  # an unconfigured default: 503
-        if not known or not name.startswith("stream-"):
-            served = ", ".join(["stream-auto", *(f"stream-{t}" for t in self.tier_models())])
-            raise InvalidRequestError(f"unknown model {name!r}: use one of {served}")
-        return tier
 
     def policy_engine(self) -> PolicyEngine:
         """This model's policies (breakers, ledger, audit), built once from the settings."""
@@ -268,7 +257,7 @@ class StreamChatModel(StreamFirstChatModel):
         }
         call_kwargs.update(kwargs)
         call_kwargs.pop("ls_structured_output_format", None)
-        pin = self._pin_from_model_name(call_kwargs.pop("model", None)) or self.tier
+        pin = _pin_from_model_name(call_kwargs.pop("model", None), self.tier_models()) or self.tier
         request = RouteRequest(
             user=str(
                 call_kwargs.pop("user", None)
@@ -396,14 +385,16 @@ def _as_chunk(item: Any) -> AIMessageChunk:
     return item
 
 
-def _pin_from_model_name(name: str | None) -> Tier | None:
-    """A ``model`` of ``auto`` routes; a tier's name pins it (each also as ``stream-<name>``)."""
+def _pin_from_model_name(name: str | None, configured: Iterable[str]) -> Tier | None:
+    """The tier a ``model`` name pins: ``auto`` routes, a tier's name pins it (each also as
+    ``stream-<name>``, the names the server lists). The default tiers count as known even when
+    not configured, so a pin to one of them is a clear "not configured" later, not a typo."""
     if name is None:
         return None
     tier = name.removeprefix("stream-")
     if tier == "auto":
         return None
-    known = list(dict.fromkeys([*get_settings().configured_tiers, *TIERS]))
+    known = list(dict.fromkeys([*configured, *TIERS]))
     if tier not in known:
         raise InvalidRequestError(
             f"unknown model {name!r}: use auto or a tier, {', '.join(known)} "
