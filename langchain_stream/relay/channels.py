@@ -196,28 +196,30 @@ class Forget:
     retired: Verdict | Ending | None = None
 
 
-class _Marker(Enum):
+class Marker(Enum):
+    """A frame outcome that sends nothing (see the constants below)."""
+
     BUFFERED = "buffered"
     DROPPED = "dropped"
     WAIT = "wait"
     STOP = "stop"
 
 
-BUFFERED = _Marker.BUFFERED
+BUFFERED = Marker.BUFFERED
 """The frame was buffered for the consumer: nothing to do."""
-DROPPED = _Marker.DROPPED
+DROPPED = Marker.DROPPED
 """The frame has nowhere to go (its channel ended, or the other side has not come and frames
 that way are not buffered): nothing to do."""
-WAIT = _Marker.WAIT
+WAIT = Marker.WAIT
 """The buffer is full but the consumer is draining it: wait until the flush is over, then offer
 the frame again with :meth:`ChannelTable.offer_again` (the producer is held, not failed)."""
-STOP = _Marker.STOP
+STOP = Marker.STOP
 """The channel had already ended: stop reading the sender (its close is under way)."""
 
 Action = Close[C] | End[C] | Flush[C] | Forget
 """What an event other than a frame asks of the server."""
 
-FrameOutcome = Forward[C] | End[C] | _Marker
+FrameOutcome = Forward[C] | End[C] | Marker
 """What a frame asks of the server."""
 
 
@@ -566,7 +568,7 @@ class ChannelTable(Generic[C]):
             self._pair(ch, ch.producer, conn)
         return ()
 
-    def _stop(self, ch: Channel[C], ending: Ending) -> End[C] | _Marker:
+    def _stop(self, ch: Channel[C], ending: Ending) -> End[C] | Marker:
         """End ``ch`` because of a frame: the sender is read no more."""
         ended = self._end(ch, ending)
         return ended[0] if ended and isinstance(ended[0], End) else STOP
@@ -633,6 +635,7 @@ __all__ = [
     "Forget",
     "Forward",
     "FrameOutcome",
+    "Marker",
     "Refuse",
     "State",
     "is_terminal",
