@@ -5,6 +5,8 @@
 - :mod:`~langchain_stream.relay.tokens` — per-channel, per-role, single-use capability tokens.
 - :mod:`~langchain_stream.relay.limits` — :class:`RelayLimits`, every bound of the relay.
 - :mod:`~langchain_stream.relay.ledger` — the relay's admission and accounting rules (pure).
+- :mod:`~langchain_stream.relay.channels` — the channel life cycle as a state machine (pure):
+  events in, actions out; the server carries the actions out.
 - :mod:`~langchain_stream.relay.server` — :class:`RelayServer` and :func:`run_relay`.
 - :mod:`~langchain_stream.relay.client` — :class:`ConsumerClient`, :class:`ProducerClient`,
   :class:`AsyncProducerClient` and :func:`pick_relays`.

@@ -9,11 +9,13 @@ the last one, to tell a producer that finished from one that vanished.
 Everything is bounded [RP §6] by one :class:`~langchain_stream.relay.limits.RelayLimits`: frame
 size, frames buffered before the consumer arrives (overflow ends the channel with an error to
 both sides; nothing is dropped silently) per channel, per client address and in total, channels
-held per client address and in total, pairing, unattended and idle time. Who may join and what
-may be buffered is decided by a pure :class:`~langchain_stream.relay.ledger.RelayLedger` that
-also keeps the books [RP §12]; this module only does the I/O. Every way a connection can end
-maps to one close code or HTTP status in :data:`_ENDINGS` [RP §7]; peers see only the fixed
-reason text there, never exception details. Logs carry channel id prefixes, roles, addresses,
+held per client address and in total, pairing, unattended and idle time. Every rule of a
+channel's life — who may join, pairing, buffering, forwarding, ending, the timeouts — is decided
+by a pure :class:`~langchain_stream.relay.channels.ChannelTable` [RP §14]; this module only
+moves bytes and time: it feeds the table events and carries out the actions it returns. Every
+way a connection can end maps to one close code or HTTP status in
+:data:`~langchain_stream.relay.channels.ENDINGS` [RP §7]; peers see only the fixed reason text
+there, never exception details. Logs carry channel id prefixes, roles, addresses,
 token ids, counts and outcomes — never tokens (there is no plaintext to log).
 
 Backpressure: once the consumer is attached, the relay awaits each forward, so a slow consumer
@@ -29,9 +31,6 @@ import re
 import signal
 import ssl
 import time
-from collections import deque
-from dataclasses import dataclass, field
-from enum import Enum
 from http import HTTPStatus
 from types import TracebackType
 
@@ -40,19 +39,26 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 from websockets.http11 import Request, Response
 
-from langchain_stream.errors import ConfigurationError, RelayAuthError
+from langchain_stream.errors import ConfigurationError
 from langchain_stream.failed_auth import FailedAuthCounter
-from langchain_stream.relay.ledger import RelayLedger, Verdict
-from langchain_stream.relay.limits import RelayLimits
-from langchain_stream.relay.protocol import PROTOCOL_VERSION, CloseCode, FrameType
-from langchain_stream.relay.tokens import (
-    DEFAULT_LEEWAY_S,
-    Role,
-    TokenClaims,
-    _secret_bytes,
-    verify_token,
-    wire_logger,
+from langchain_stream.relay.channels import (
+    BUFFERED,
+    DROPPED,
+    WAIT,
+    Action,
+    Channel,
+    ChannelTable,
+    Close,
+    End,
+    Ending,
+    Flush,
+    Forget,
+    Forward,
+    Refuse,
 )
+from langchain_stream.relay.limits import RelayLimits
+from langchain_stream.relay.protocol import CloseCode
+from langchain_stream.relay.tokens import Role, _secret_bytes, wire_logger
 
 logger = logging.getLogger("langchain_stream.relay")
 
@@ -62,110 +68,21 @@ DEFAULT_PORT = 8765
 _CHANNEL_PATH = re.compile(r"/v1/channel/([0-9a-f]{32})/(producer|consumer)")
 _HEALTH_PATH = "/healthz"
 _HEALTH_BODY = b'{"status":"ok"}'
-_TERMINAL_TYPES = frozenset({FrameType.FINAL, FrameType.ERROR})
 
 
-class _Ending(Enum):
-    """Every way a connection or channel ends [RP §7]."""
-
-    STREAM_DONE = "stream done"
-    PRODUCER_GONE = "producer gone"
-    CONSUMER_GONE = "consumer gone"
-    FRAME_TOO_LARGE = "frame too large"
-    BUFFER_OVERFLOW = "buffer overflow"
-    CLIENT_BUFFER = "too many bytes buffered for this client"
-    MEMORY_FULL = "relay buffer memory full"
-    IDLE = "idle timeout"
-    PAIRING = "pairing timeout"
-    PROTOCOL = "protocol error"
-    SHUTDOWN = "relay shutting down"
-    INTERNAL = "internal error"
-    NOT_FOUND = "not found"
-    NO_TOKEN = "token missing"
-    BAD_TOKEN = "token refused"
-    TOO_MANY_BAD_TOKENS = "too many refused tokens from this client"
-    CHANNEL_ENDED = "channel already ended"
-    ROLE_TAKEN = "role taken"
-    CLIENT_LIMIT = "too many channels for this client"
-    CHANNEL_LIMIT = "too many channels"
-
-
-# The one table mapping endings to what a peer sees [RP §7]: a close code for an open WebSocket,
-# an HTTP status before the upgrade, and a fixed reason. Nothing else is ever sent to a peer.
-_ENDINGS: dict[_Ending, tuple[CloseCode, HTTPStatus]] = {
-    _Ending.STREAM_DONE: (CloseCode.NORMAL, HTTPStatus.OK),
-    _Ending.PRODUCER_GONE: (CloseCode.PRODUCER_GONE, HTTPStatus.GONE),
-    _Ending.CONSUMER_GONE: (CloseCode.CONSUMER_GONE, HTTPStatus.GONE),
-    _Ending.FRAME_TOO_LARGE: (CloseCode.FRAME_TOO_LARGE, HTTPStatus.REQUEST_ENTITY_TOO_LARGE),
-    _Ending.BUFFER_OVERFLOW: (CloseCode.BUFFER_OVERFLOW, HTTPStatus.INSUFFICIENT_STORAGE),
-    _Ending.CLIENT_BUFFER: (CloseCode.BUFFER_OVERFLOW, HTTPStatus.TOO_MANY_REQUESTS),
-    _Ending.MEMORY_FULL: (CloseCode.BUFFER_OVERFLOW, HTTPStatus.SERVICE_UNAVAILABLE),
-    _Ending.IDLE: (CloseCode.IDLE_TIMEOUT, HTTPStatus.REQUEST_TIMEOUT),
-    _Ending.PAIRING: (CloseCode.IDLE_TIMEOUT, HTTPStatus.REQUEST_TIMEOUT),
-    _Ending.PROTOCOL: (CloseCode.PROTOCOL_ERROR, HTTPStatus.BAD_REQUEST),
-    _Ending.SHUTDOWN: (CloseCode.GOING_AWAY, HTTPStatus.SERVICE_UNAVAILABLE),
-    _Ending.INTERNAL: (CloseCode.INTERNAL_ERROR, HTTPStatus.INTERNAL_SERVER_ERROR),
-    _Ending.NOT_FOUND: (CloseCode.PROTOCOL_ERROR, HTTPStatus.NOT_FOUND),
-    _Ending.NO_TOKEN: (CloseCode.PROTOCOL_ERROR, HTTPStatus.UNAUTHORIZED),
-    _Ending.BAD_TOKEN: (CloseCode.PROTOCOL_ERROR, HTTPStatus.FORBIDDEN),
-    _Ending.TOO_MANY_BAD_TOKENS: (CloseCode.PROTOCOL_ERROR, HTTPStatus.TOO_MANY_REQUESTS),
-    _Ending.CHANNEL_ENDED: (CloseCode.PROTOCOL_ERROR, HTTPStatus.FORBIDDEN),
-    _Ending.ROLE_TAKEN: (CloseCode.ROLE_TAKEN, HTTPStatus.CONFLICT),
-    _Ending.CLIENT_LIMIT: (CloseCode.TOO_MANY_CHANNELS, HTTPStatus.TOO_MANY_REQUESTS),
-    _Ending.CHANNEL_LIMIT: (CloseCode.TOO_MANY_CHANNELS, HTTPStatus.SERVICE_UNAVAILABLE),
-}
-
-
-# What the ledger's verdicts mean on the wire.
-_VERDICT_ENDINGS: dict[Verdict, _Ending] = {
-    Verdict.ROLE_TAKEN: _Ending.ROLE_TAKEN,
-    Verdict.CHANNEL_ENDED: _Ending.CHANNEL_ENDED,
-    Verdict.CHANNEL_LIMIT: _Ending.CHANNEL_LIMIT,
-    Verdict.ENDED_MEMORY_FULL: _Ending.CHANNEL_LIMIT,
-    Verdict.CLIENT_CHANNELS: _Ending.CLIENT_LIMIT,
-    Verdict.CLIENT_BYTES: _Ending.CLIENT_BUFFER,
-    Verdict.MEMORY_FULL: _Ending.MEMORY_FULL,
-    Verdict.CHANNEL_BUFFER: _Ending.BUFFER_OVERFLOW,
-    Verdict.PAIRING_TIMEOUT: _Ending.PAIRING,
-    Verdict.UNATTENDED: _Ending.IDLE,
-}
-
-_ROUTINE = frozenset({_Ending.STREAM_DONE, _Ending.CONSUMER_GONE})
-
-
-async def _close(ws: ServerConnection, ending: _Ending) -> None:
-    code, _ = _ENDINGS[ending]
+async def _close(ws: ServerConnection, ending: Ending) -> None:
     with contextlib.suppress(Exception):
-        await ws.close(code, ending.value)
+        await ws.close(ending.close_code, ending.value)
 
 
-def _reject(ws: ServerConnection, ending: _Ending, retry_after_s: float | None = None) -> Response:
-    _, status = _ENDINGS[ending]
-    response = ws.respond(status, ending.value + "\n")
-    if retry_after_s is not None:
-        response.headers["Retry-After"] = f"{retry_after_s:.0f}"
+def _reject(ws: ServerConnection, refusal: Refuse) -> Response:
+    response = ws.respond(refusal.ending.status, refusal.ending.value + "\n")
+    if refusal.retry_after_s is not None:
+        response.headers["Retry-After"] = f"{refusal.retry_after_s:.0f}"
     return response
 
 
-@dataclass(eq=False)
-class _Channel:
-    """A live channel: its two connections and the frames waiting for the consumer."""
-
-    id: str
-    producer: ServerConnection | None = None
-    consumer: ServerConnection | None = None
-    left: set[str] = field(default_factory=set)
-    buffer: deque[bytes] = field(default_factory=deque)
-    flushing: asyncio.Event | None = None
-    frames: int = 0
-    idle_mark: int = -1
-    idle_since: float = 0.0
-    producer_ending: _Ending | None = None
-    ending: _Ending | None = None
-
-    @property
-    def short(self) -> str:
-        return self.id[:8]
+_ROUTINE = frozenset({Ending.STREAM_DONE, Ending.CONSUMER_GONE})
 
 
 class RelayServer:
@@ -199,18 +116,18 @@ class RelayServer:
         ssl_context: ssl.SSLContext | None = None,
         client_address_header: str | None = None,
     ) -> None:
-        self._secret = _secret_bytes(secret)
         self._host = host
         self._port = port
         self._limits = limits or RelayLimits()
-        self._ledger = RelayLedger(self._limits)
+        self._table: ChannelTable[ServerConnection] = ChannelTable(secret, self._limits)
         self._failed_auth = FailedAuthCounter(self._limits.failed_auth)
         self._ssl = ssl_context
         self._address_header = client_address_header
-        self._channels: dict[str, _Channel] = {}
+        # Consumers being handed their buffered frames: a producer told to WAIT waits on these.
+        self._flushes: dict[str, asyncio.Event] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._server: Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
-        self._closing = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -231,7 +148,7 @@ class RelayServer:
     @property
     def live_channels(self) -> int:
         """Channels currently held (for operators and tests; not exposed over the network)."""
-        return len(self._channels)
+        return self._table.live_channels
 
     @property
     def limits(self) -> RelayLimits:
@@ -241,7 +158,7 @@ class RelayServer:
     @property
     def buffered_bytes(self) -> int:
         """Bytes buffered for absent consumers, over all channels (for operators and tests)."""
-        return self._ledger.buffered_bytes
+        return self._table.buffered_bytes
 
     async def start(self) -> None:
         """Bind and start accepting connections."""
@@ -266,16 +183,13 @@ class RelayServer:
 
     async def close(self) -> None:
         """Stop accepting, close every channel with 1001 (going away), and wait for handlers."""
-        if self._server is None or self._closing:
+        if self._server is None or self._table.closing:
             if self._server is not None:
                 await self._server.wait_closed()
             return
-        self._closing = True
         if self._sweeper is not None:
             self._sweeper.cancel()
-        await asyncio.gather(
-            *(self._end(ch, _Ending.SHUTDOWN) for ch in list(self._channels.values()))
-        )
+        await self._run(self._table.shutdown())
         self._server.close()
         await self._server.wait_closed()
         logger.info("relay closed")
@@ -311,47 +225,6 @@ class RelayServer:
         address = ws.remote_address
         return str(address[0]) if address else "?"
 
-    def _check(self, channel_id: str, role: str, address: str) -> _Ending | None:
-        """Whether the connection may join, during the handshake; registers nothing."""
-        if self._closing:
-            return _Ending.SHUTDOWN
-        verdict = self._ledger.check(channel_id, role, address, now=_monotonic())
-        return None if verdict is None else _VERDICT_ENDINGS[verdict]
-
-    def _admit(self, channel_id: str, role: str, address: str, expires_at: float) -> _Ending | None:
-        """Decide again and register, once upgraded; no await, so this is atomic."""
-        if self._closing:
-            return _Ending.SHUTDOWN
-        verdict = self._ledger.admit(
-            channel_id,
-            role,
-            address,
-            # Remembered by the monotonic clock until the token expires (plus the leeway).
-            expires_in_s=max(expires_at - time.time(), 0.0) + DEFAULT_LEEWAY_S,
-            now=_monotonic(),
-        )
-        return None if verdict is None else _VERDICT_ENDINGS[verdict]
-
-    def _authorize(
-        self, request: Request, channel_id: str, role: str, address: str
-    ) -> TokenClaims | _Ending:
-        """The token's claims, or why the request is refused (the reason goes to the log only;
-        the peer learns that it was refused)."""
-        authorization = request.headers.get_all("Authorization")
-        scheme, _, token = (
-            authorization[0].partition(" ") if len(authorization) == 1 else ("", "", "")
-        )
-        if scheme.lower() != "bearer" or not token:
-            logger.warning(
-                "refused %s on %s from %s: no bearer token", role, channel_id[:8], address
-            )
-            return _Ending.NO_TOKEN
-        try:
-            return verify_token(self._secret, token, channel_id=channel_id, role=_as_role(role))
-        except RelayAuthError as exc:
-            logger.warning("refused %s on %s from %s: %s", role, channel_id[:8], address, exc)
-            return _Ending.BAD_TOKEN
-
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         path = request.path.partition("?")[0]
         if path == _HEALTH_PATH:
@@ -366,10 +239,11 @@ class RelayServer:
             return Response(HTTPStatus.OK, "OK", headers, _HEALTH_BODY)
         match = _CHANNEL_PATH.fullmatch(path)
         if match is None:
-            return _reject(ws, _Ending.NOT_FOUND)
-        channel_id, role = match.group(1), match.group(2)
+            return _reject(ws, Refuse(Ending.NOT_FOUND))
+        channel_id, role = match.group(1), _as_role(match.group(2))
         address = self._client_address(ws, request)
-        if request.headers.get("Authorization"):
+        authorization = request.headers.get_all("Authorization")
+        if authorization:
             # An address that keeps presenting bad tokens is refused before the next is checked.
             blocked_for = await self._failed_auth.retry_after(address)
             if blocked_for is not None:
@@ -380,23 +254,15 @@ class RelayServer:
                     channel_id[:8],
                     address,
                 )
-                return _reject(ws, _Ending.TOO_MANY_BAD_TOKENS, blocked_for)
-        claims = self._authorize(request, channel_id, role, address)
-        if isinstance(claims, _Ending):
-            if claims is _Ending.BAD_TOKEN:
+                return _reject(ws, Refuse(Ending.TOO_MANY_BAD_TOKENS, retry_after_s=blocked_for))
+        verdict = self._table.check(
+            authorization, channel_id, role, address, now=_monotonic(), wall_now=time.time()
+        )
+        if isinstance(verdict, Refuse):
+            if verdict.ending is Ending.BAD_TOKEN:
                 await self._failed_auth.record_failure(address)
-            return _reject(ws, claims)
-        refusal = self._check(channel_id, role, address)
-        if refusal is not None:
-            logger.warning(
-                "refused %s on %s from %s (token %s): %s",
-                role,
-                channel_id[:8],
-                address,
-                claims.token_id,
-                refusal.value,
-            )
-            return _reject(ws, refusal)
+            _log_refusal(verdict, role, channel_id, address)
+            return _reject(ws, verdict)
         return None
 
     # ------------------------------------------------------------------ connections
@@ -406,192 +272,186 @@ class RelayServer:
         assert request is not None  # the handshake is done when a handler runs
         match = _CHANNEL_PATH.fullmatch(request.path.partition("?")[0])
         if match is None:  # process_request already refused anything else
-            await _close(ws, _Ending.NOT_FOUND)
+            await _close(ws, Ending.NOT_FOUND)
             return
-        channel_id, role = match.group(1), match.group(2)
+        channel_id, role = match.group(1), _as_role(match.group(2))
         address = self._client_address(ws, request)
         # Decide again, now atomically with registering: other handshakes ran since the check.
-        claims = self._authorize(request, channel_id, role, address)
-        refusal = (
-            claims
-            if isinstance(claims, _Ending)
-            else self._admit(channel_id, role, address, claims.expires_at)
+        joined = self._table.join(
+            ws,
+            request.headers.get_all("Authorization"),
+            channel_id,
+            role,
+            address,
+            now=_monotonic(),
+            wall_now=time.time(),
         )
-        if refusal is not None:
-            await _close(ws, refusal)
+        if isinstance(joined, Refuse):
+            _log_refusal(joined, role, channel_id, address)
+            await _close(ws, joined.ending)
             return
-        ch = self._channels.get(channel_id)
-        if ch is None:
-            ch = self._channels[channel_id] = _Channel(channel_id, idle_since=_monotonic())
-        logger.debug("%s joined %s from %s", role, ch.short, address)
+        ch, actions = joined
+        if actions and isinstance(actions[0], Flush):
+            # Made before any await, so that a producer told to WAIT finds it.
+            self._flushes[ch.id] = asyncio.Event()
+        logger.debug("%s joined %s from %s", role, ch.id[:8], address)
         try:
-            if ch.ending is not None:
-                # The channel ended before this side arrived: tell it how [RP §7].
-                await _close(ws, ch.ending)
-            elif role == "producer":
-                ch.producer = ws
-                await self._serve_producer(ws, ch)
-            else:
-                await self._serve_consumer(ws, ch)
+            for action in actions:
+                if isinstance(action, Flush):
+                    await self._flush(ch, ws)
+                else:
+                    await self._run((action,))
+            if self._table.attached(ch, ws):
+                if role == "producer":
+                    await self._serve_producer(ws, ch)
+                else:
+                    await self._serve_consumer(ws, ch)
         except Exception:
-            logger.exception("relay fault on channel %s", ch.short)
-            await self._end(ch, _Ending.INTERNAL, extra=ws)
+            logger.exception("relay fault on channel %s", ch.id[:8])
+            await self._run(self._table.fault(ch, ws))
         finally:
-            self._ledger.detach(ch.id, role, now=_monotonic())
-            if ch.producer is ws:
-                ch.producer = None
-            if ch.consumer is ws:
-                ch.consumer = None
-            ch.left.add(role)
-            # A channel is kept while one side may still arrive (tombstone or buffered frames);
-            # the sweeper removes it if that side does not come within the unattended timeout.
-            if len(ch.left) == 2:
-                self._forget(ch)
+            self._execute(self._table.leave(ch, role, ws, now=_monotonic()))
 
-    async def _serve_producer(self, ws: ServerConnection, ch: _Channel) -> None:
-        ending = _Ending.STREAM_DONE
+    async def _flush(self, ch: Channel[ServerConnection], ws: ServerConnection) -> None:
+        """Hand the consumer the frames buffered before it came, then attach it."""
+        table = self._table
+        try:
+            while (frame := table.next_buffered(ch)) is not None:
+                await ws.send(frame)
+        except ConnectionClosed:
+            actions = table.flush_failed(ch)
+        else:
+            actions = table.flushed(ch, ws)
+        finally:
+            self._flushes.pop(ch.id).set()
+        await self._run(actions)
+
+    async def _serve_producer(self, ws: ServerConnection, ch: Channel[ServerConnection]) -> None:
+        table = self._table
+        on_frame = table.producer_frame
         message: bytes | str = b""
         try:
-            # The hot path [RP §1]: receive, count, forward the same bytes object.
+            # The hot path [RP §1]: receive, let the table decide, forward the same bytes object.
             while True:
                 message = await ws.recv()
-                if type(message) is not bytes:
-                    ending = _Ending.PROTOCOL
-                    break
-                ch.frames += 1
-                consumer = ch.consumer
-                if consumer is not None:
+                outcome = on_frame(ch, message)
+                if type(outcome) is Forward:
                     try:  # noqa: SIM105 - try/except is cheaper than suppress() per frame
-                        await consumer.send(message)
+                        await outcome.to.send(message)
                     except ConnectionClosed:
                         pass  # the consumer's handler ends the channel
                     continue
-                if ch.ending is not None:
+                if outcome is BUFFERED or outcome is DROPPED:
                     continue
-                verdict = self._ledger.hold(ch.id, len(message))
-                if verdict is None:
-                    ch.buffer.append(message)
+                if outcome is WAIT:
+                    # The consumer is draining the buffer: wait for it, then hand the frame
+                    # over rather than fail.
+                    await self._flushes[ch.id].wait()
+                    outcome = table.offer_again(ch)
+                    if type(outcome) is Forward:
+                        with contextlib.suppress(ConnectionClosed):
+                            await outcome.to.send(message)
                     continue
-                if ch.flushing is None:
-                    ending = _VERDICT_ENDINGS[verdict]
-                    break
-                # The consumer is draining the buffer: wait for it, then hand the frame over
-                # rather than fail. No await between the flush and the consumer's attaching.
-                await ch.flushing.wait()
-                consumer = ch.consumer
-                if consumer is not None:
-                    with contextlib.suppress(ConnectionClosed):
-                        await consumer.send(message)
+                if isinstance(outcome, End):
+                    await self._run((outcome,))
+                return  # the channel ended: this side is read no more
         except ConnectionClosedOK:
-            # A clean close counts as the end of the stream only after a terminal frame; the
-            # relay reads that one type byte of the last frame, nothing else [RP §7].
-            ending = _Ending.STREAM_DONE if _is_terminal(message) else _Ending.PRODUCER_GONE
+            actions = table.producer_left(ch, clean=True, too_big=False, last=message)
         except ConnectionClosed as exc:
-            too_big = exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG
-            ending = _Ending.FRAME_TOO_LARGE if too_big else _Ending.PRODUCER_GONE
-        if ch.ending is not None:
-            return
-        if ending in (_Ending.STREAM_DONE, _Ending.PRODUCER_GONE) and ch.consumer is None:
-            # Keep what was sent for the consumer, then tell it how the producer ended.
-            ch.producer_ending = ending
-            return
-        await self._end(ch, ending)
+            actions = table.producer_left(ch, clean=False, too_big=_too_big(exc), last=message)
+        await self._run(actions)
 
-    async def _serve_consumer(self, ws: ServerConnection, ch: _Channel) -> None:
-        if ch.buffer:
-            ch.flushing = asyncio.Event()
-            try:
-                while ch.buffer:
-                    message = ch.buffer.popleft()
-                    self._ledger.release(ch.id, len(message))
-                    await ws.send(message)
-            except ConnectionClosed:
-                await self._end(ch, _Ending.CONSUMER_GONE)
-                return
-            finally:
-                ch.flushing.set()
-                ch.flushing = None
-        if ch.ending is not None:
-            await _close(ws, ch.ending)
-            return
-        if ch.producer_ending is not None:
-            await self._end(ch, ch.producer_ending, extra=ws)
-            return
-        ch.consumer = ws
-        ending = _Ending.CONSUMER_GONE
+    async def _serve_consumer(self, ws: ServerConnection, ch: Channel[ServerConnection]) -> None:
+        on_frame = self._table.consumer_frame
         try:
             while True:
                 message = await ws.recv()
-                if type(message) is not bytes:
-                    ending = _Ending.PROTOCOL
-                    break
-                ch.frames += 1
-                producer = ch.producer
-                if producer is not None:
+                outcome = on_frame(ch, message)
+                if type(outcome) is Forward:
                     with contextlib.suppress(ConnectionClosed):
-                        await producer.send(message)
+                        await outcome.to.send(message)
+                    continue
+                if outcome is DROPPED:
+                    continue
+                if isinstance(outcome, End):
+                    await self._run((outcome,))
+                return
         except ConnectionClosed as exc:
-            too_big = exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG
-            ending = _Ending.FRAME_TOO_LARGE if too_big else _Ending.CONSUMER_GONE
-        await self._end(ch, ending)
+            actions = self._table.consumer_left(ch, too_big=_too_big(exc))
+        await self._run(actions)
 
-    async def _end(
-        self, ch: _Channel, ending: _Ending, *, extra: ServerConnection | None = None
-    ) -> None:
-        """End a channel: close every connection it has with the code for ``ending``."""
-        if ch.ending is not None:
-            if extra is not None:
-                await _close(extra, ch.ending)
-            return
-        ch.ending = ending
-        ch.buffer.clear()
-        self._ledger.release_all(ch.id)
-        level = logging.DEBUG if ending in _ROUTINE else logging.INFO
-        logger.log(level, "channel %s ended: %s after %d frames", ch.short, ending.value, ch.frames)
-        targets = {ws for ws in (ch.producer, ch.consumer, extra) if ws is not None}
-        await asyncio.gather(*(_close(ws, ending) for ws in targets))
+    # ------------------------------------------------------------------ actions
 
-    def _forget(self, ch: _Channel) -> None:
-        """Drop the channel for good: its quotas are freed and its id never opens again."""
-        if self._channels.get(ch.id) is ch:
-            del self._channels[ch.id]
-            ch.buffer.clear()
-            self._ledger.forget(ch.id)
+    async def _run(self, actions: tuple[Action[ServerConnection], ...]) -> None:
+        """Carry out what the table decided: log, then close connections (concurrently)."""
+        closes = _note(actions)
+        if closes:
+            await asyncio.gather(*(_close(c.conn, c.ending) for c in closes))
 
-    def _retire(self, ch: _Channel, ending: _Ending) -> None:
-        self._forget(ch)
-        if ch.ending is None:
-            asyncio.create_task(self._end(ch, ending))  # noqa: RUF006
+    def _execute(self, actions: tuple[Action[ServerConnection], ...]) -> None:
+        """Carry out ``actions`` without waiting for the closes (the sweeper's, a handler's
+        last step)."""
+        closes = _note(actions)
+        if closes:
+            task = asyncio.create_task(self._run(tuple(closes)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _sweep(self, interval_s: float) -> None:
-        """Retire channels past the idle, pairing or unattended timeout [RP §6, §12]."""
-        idle_timeout_s = self._limits.idle_timeout_s
+        """Tell the table the time, so that it retires channels past a timeout [RP §6, §12]."""
         while True:
             await asyncio.sleep(interval_s)
-            now = _monotonic()
-            for channel_id, verdict in self._ledger.overdue(now):
-                ch = self._channels.get(channel_id)
-                if ch is None:  # registered by the ledger only; cannot happen, but never leak
-                    self._ledger.forget(channel_id)
-                    continue
-                logger.info("channel %s retired: %s", ch.short, verdict.value)
-                self._retire(ch, _VERDICT_ENDINGS[verdict])
-            if idle_timeout_s is None:
-                continue
-            for ch in list(self._channels.values()):
-                if ch.frames != ch.idle_mark:
-                    ch.idle_mark, ch.idle_since = ch.frames, now
-                elif now - ch.idle_since >= idle_timeout_s:
-                    self._retire(ch, _Ending.IDLE)
+            self._execute(self._table.tick(_monotonic()))
 
 
-def _is_terminal(frame: bytes | str) -> bool:
-    return (
-        type(frame) is bytes
-        and len(frame) > 1
-        and frame[0] == PROTOCOL_VERSION
-        and frame[1] in _TERMINAL_TYPES
-    )
+def _note(actions: tuple[Action[ServerConnection], ...]) -> list[Close[ServerConnection]]:
+    """Log what the table decided; return the connections to close."""
+    closes: list[Close[ServerConnection]] = []
+    for action in actions:
+        if isinstance(action, End):
+            level = logging.DEBUG if action.ending in _ROUTINE else logging.INFO
+            logger.log(
+                level,
+                "channel %s ended: %s after %d frames",
+                action.channel_id[:8],
+                action.ending.value,
+                action.frames,
+            )
+            closes.extend(action.closes)
+        elif isinstance(action, Close):
+            closes.append(action)
+        elif isinstance(action, Forget):
+            if action.retired is not None:
+                logger.info("channel %s retired: %s", action.channel_id[:8], action.retired.value)
+            else:
+                logger.debug("channel %s forgotten", action.channel_id[:8])
+    return closes
+
+
+def _too_big(exc: ConnectionClosed) -> bool:
+    """Whether the relay closed this side with 1009 for a frame over the size bound."""
+    return exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG
+
+
+def _log_refusal(refusal: Refuse, role: str, channel_id: str, address: str) -> None:
+    # The reason goes to the log only; the peer learns that it was refused [RP §9].
+    if refusal.token_id is not None:
+        logger.warning(
+            "refused %s on %s from %s (token %s): %s",
+            role,
+            channel_id[:8],
+            address,
+            refusal.token_id,
+            refusal.detail or refusal.ending.value,
+        )
+    else:
+        logger.warning(
+            "refused %s on %s from %s: %s",
+            role,
+            channel_id[:8],
+            address,
+            refusal.detail or refusal.ending.value,
+        )
 
 
 def _monotonic() -> float:
