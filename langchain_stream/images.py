@@ -139,7 +139,10 @@ def _source(
         data = block.get("data") if block.get("source_type") == "base64" else block.get("base64")
         if not isinstance(data, str) or not data:
             raise InvalidRequestError(f"{where}: the image block has no base64 data")
-        return "inline", _media_type_of(block), data
+        media_type = _media_type_of(block)
+        if media_type is None:  # langchain-core requires it too, to convert the block
+            raise InvalidRequestError(f"{where}: an inline image block needs its mime_type")
+        return "inline", media_type, data
     else:
         url = block.get("url")
         if url is None and "file_id" in block:

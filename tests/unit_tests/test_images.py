@@ -48,9 +48,8 @@ JPEG = image_bytes("JPEG")
         {"type": "image", "source_type": "base64", "data": b64(PNG), "mime_type": "image/png"},
         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64(PNG)}"}},
         {"type": "image_url", "image_url": f"data:image/png;base64,{b64(PNG)}"},
-        {"type": "image", "base64": b64(PNG)},  # no declared type: read from the data
     ],
-    ids=["v1", "legacy", "openai", "openai-string", "undeclared"],
+    ids=["v1", "legacy", "openai", "openai-string"],
 )
 def test_every_inline_shape_is_found_decoded_and_described(block: dict) -> None:
     messages = ask(block)
@@ -106,6 +105,12 @@ def test_images_anywhere_in_the_conversation_are_found_in_order() -> None:
     assert [i.media_type for i in inspect_images(messages)] == ["image/jpeg", "image/png"]
 
 
+def png_block(data: bytes | str) -> dict:
+    """An inline block declared PNG, whatever ``data`` holds."""
+    encoded = data if isinstance(data, str) else b64(data)
+    return {"type": "image", "base64": encoded, "mime_type": "image/png"}
+
+
 def refused(block: dict, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> str:
     with pytest.raises(InvalidRequestError) as caught:
         inspect_images(ask(block), limits)
@@ -113,54 +118,57 @@ def refused(block: dict, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> str:
 
 
 def test_data_that_is_not_an_image_is_refused() -> None:
-    message = refused({"type": "image", "base64": b64(b"%PDF-1.7 not an image at all")})
+    message = refused(
+        {"type": "image", "base64": b64(b"%PDF-1.7 not an image at all"), "mime_type": "image/png"}
+    )
     assert message.startswith("messages[0].content[1]: the data is not an image")
 
 
 def test_a_truncated_image_is_refused() -> None:
     for raw in (PNG[: len(PNG) // 2], JPEG[: len(JPEG) // 2]):
-        assert "truncated or corrupt" in refused({"type": "image", "base64": b64(raw)})
+        assert "truncated or corrupt" in refused(png_block(raw))
 
 
 def test_a_corrupt_image_is_refused() -> None:
     corrupt = bytearray(PNG)
     corrupt[60:80] = b"\xff" * 20  # inside the image data: its checksum no longer matches
-    assert "truncated or corrupt" in refused({"type": "image", "base64": b64(bytes(corrupt))})
+    assert "truncated or corrupt" in refused(png_block(bytes(corrupt)))
 
 
 def test_invalid_base64_is_refused() -> None:
-    assert "not valid base64" in refused({"type": "image", "base64": "!!!not-base64!!!"})
+    assert "not valid base64" in refused(png_block("!!!not-base64!!!"))
 
 
 def test_an_oversize_image_is_refused_before_it_is_decoded() -> None:
     limits = ImageLimits(max_bytes=len(PNG) - 1)
-    message = refused({"type": "image", "base64": b64(PNG)}, limits)
+    message = refused(png_block(PNG), limits)
     assert f"the image has {len(PNG)} bytes; at most {len(PNG) - 1}" in message
     assert "image_max_bytes" in message
     # far past the limit: refused from the base64 length alone
-    assert "image_max_bytes" in refused({"type": "image", "base64": "A" * 4_000_000}, limits)
+    assert "image_max_bytes" in refused(png_block("A" * 4_000_000), limits)
 
 
 def test_too_many_pixels_are_refused_from_the_header() -> None:
     big = image_bytes("PNG", (400, 300))
-    message = refused({"type": "image", "base64": b64(big)}, ImageLimits(max_pixels=100_000))
+    message = refused(png_block(big), ImageLimits(max_pixels=100_000))
     assert "400x300 (120000 pixels); at most 100000 pixels" in message
     assert "image_max_pixels" in message
 
 
 def test_too_many_images_are_refused() -> None:
-    block = {"type": "image", "base64": b64(PNG)}
+    block = png_block(PNG)
     with pytest.raises(InvalidRequestError, match=r"3 images; at most 2 .*image_max_count"):
         inspect_images(ask(block, block, block), ImageLimits(max_images=2))
 
 
 def test_a_type_not_allowed_is_refused() -> None:
     bmp = image_bytes("BMP")
-    assert "BMP images are not allowed" in refused({"type": "image", "base64": b64(bmp)})
+    bmp_block = {"type": "image", "base64": b64(bmp), "mime_type": "image/png"}
+    assert "BMP images are not allowed" in refused(bmp_block)
     declared = {"type": "image", "base64": b64(PNG), "mime_type": "image/tiff"}
     assert "the media type 'image/tiff' is not allowed" in refused(declared)
     only_jpeg = ImageLimits(media_types=frozenset({"image/jpeg"}))
-    assert "PNG images are not allowed" in refused({"type": "image", "base64": b64(PNG)}, only_jpeg)
+    assert "the media type 'image/png' is not allowed" in refused(png_block(PNG), only_jpeg)
 
 
 def test_a_declared_type_that_lies_is_refused() -> None:
@@ -172,6 +180,7 @@ def test_a_declared_type_that_lies_is_refused() -> None:
     ("block", "expected"),
     [
         ({"type": "image"}, "no URL or data"),
+        ({"type": "image", "base64": b64(PNG)}, "needs its mime_type"),
         ({"type": "image", "source_type": "base64", "data": ""}, "no base64 data"),
         ({"type": "image", "file_id": "file-123"}, "by file id are not supported"),
         ({"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}, "must be http(s)"),

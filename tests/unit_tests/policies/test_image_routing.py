@@ -151,7 +151,12 @@ def test_the_record_describes_each_image_never_its_bytes() -> None:
 
 
 def test_a_bad_image_is_refused_before_any_routing() -> None:
-    broken = HumanMessage([{"type": "image", "base64": base64.b64encode(PNG[:40]).decode()}])
+    block = {
+        "type": "image",
+        "base64": base64.b64encode(PNG[:40]).decode(),
+        "mime_type": "image/png",
+    }
+    broken = HumanMessage([block])
     message = refusal(messages=[broken], hpc_vision=True)
     assert message.startswith("messages[0].content[0]: the data is not an image")
 
