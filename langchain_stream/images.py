@@ -89,8 +89,8 @@ def inspect_images(
 ) -> list[ImageInfo]:
     """Check every image of ``messages`` against ``limits`` and describe each.
 
-    Decodes each inline image whole (so a truncated one is caught), after its header showed
-    it within the pixel limit.
+    Reads each inline image whole (so a truncated or corrupt one is caught), after its header
+    showed it within the pixel limit.
 
     Raises:
         InvalidRequestError: too many images; an image that is not an image, truncated,
@@ -168,12 +168,15 @@ def _media_type_of(block: Mapping[str, Any]) -> str | None:
 
 
 def _decode_base64(where: str, data: str, limits: ImageLimits) -> bytes:
-    compact = "".join(data.split())  # base64 may be wrapped over lines
+    # base64 may be wrapped over lines; most is not, and joining 7 MB of it costs 50 ms
+    compact = "".join(data.split()) if any(c in data for c in " \t\r\n") else data
     # Refuse an oversize image before decoding it: base64 holds 3 bytes in 4 characters.
     if len(compact) // 4 * 3 > limits.max_bytes + 2:
         raise _too_large(where, len(compact) // 4 * 3, limits)
     try:
-        raw = base64.b64decode(compact, validate=True)
+        # strict_mode refuses any character outside the alphabet, in C (b64decode's
+        # validate=True checks with a regular expression first: 20 ms a megabyte)
+        raw = binascii.a2b_base64(compact, strict_mode=True)
     except (binascii.Error, ValueError):
         raise InvalidRequestError(f"{where}: the image data is not valid base64") from None
     if len(raw) > limits.max_bytes:
@@ -199,7 +202,7 @@ def _read_image(where: str, raw: bytes, limits: ImageLimits) -> tuple[str, int, 
                 )
             if width * height > limits.max_pixels:
                 raise _too_many_pixels(where, width, height, limits)
-            image.load()  # decodes the pixels: a truncated or corrupt image fails here
+            _check_whole(image)
     except UnidentifiedImageError:
         raise InvalidRequestError(
             f"{where}: the data is not an image of a known type (PNG, JPEG, GIF, WebP)"
@@ -214,6 +217,19 @@ def _read_image(where: str, raw: bytes, limits: ImageLimits) -> tuple[str, int, 
             raise
         raise InvalidRequestError(f"{where}: the image is truncated or corrupt") from None
     return media_type, width, height
+
+
+def _check_whole(image: Any) -> None:
+    """Read the whole image, as cheaply as its format allows: a truncated or corrupt one
+    raises. A PNG's chunks are checked against their checksums (without inflating the
+    pixels); a JPEG is decoded at an eighth of its size (every byte of it is still read);
+    other formats are decoded."""
+    if image.format == "PNG":
+        image.verify()
+        return
+    if image.format == "JPEG":
+        image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+    image.load()
 
 
 def _bad(where: str, problem: str) -> InvalidRequestError:
