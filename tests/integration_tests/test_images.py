@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -249,6 +250,43 @@ def test_the_server_takes_openai_image_parts_from_the_official_client(
         with pytest.raises(openai.BadRequestError, match="does not read them"):
             client.chat.completions.create(model="stream-local", messages=messages)
     assert len(vision.received()) == before + 2
+
+
+def test_oversize_images_get_a_clear_error_from_the_server_and_nothing_is_routed(
+    vision: VisionServer, vision_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import openai
+
+    from langchain_stream.config import Settings
+    from langchain_stream.server import KeyStore, create_app
+
+    monkeypatch.setenv("STREAM_IMAGE_MAX_BYTES", str(len(JPEG) - 1))
+    get_settings.cache_clear()
+    settings = Settings(max_body_bytes=64 * 1024)
+    app = create_app(StreamChatModel(), settings=settings, keys=KeyStore([]))
+    before = len(vision.received())
+    noise = Image.frombytes("RGB", (200, 150), random.Random(0).randbytes(200 * 150 * 3))
+    out = io.BytesIO()
+    noise.save(out, format="PNG")  # noise does not compress: about 90 kB
+    big = out.getvalue()
+    assert len(big) * 4 // 3 > settings.max_body_bytes
+    with serving(app) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+
+        def send(media: str, raw: bytes) -> Any:
+            part = {"type": "image_url", "image_url": {"url": f"data:{media};base64,{b64(raw)}"}}
+            return client.chat.completions.create(
+                model="stream-auto",
+                messages=[{"role": "user", "content": [part]}],  # type: ignore[list-item]
+            )
+
+        with pytest.raises(openai.BadRequestError, match=r"image_max_bytes"):
+            send("image/jpeg", JPEG)
+        with pytest.raises(openai.APIStatusError) as caught:
+            send("image/png", big)
+        assert caught.value.status_code == 413
+        assert "setting max_body_bytes" in caught.value.message
+    assert len(vision.received()) == before
 
 
 def test_the_cli_sends_image_files(
