@@ -110,11 +110,11 @@ def _inspect(where: str, block: Mapping[str, Any], limits: ImageLimits) -> Image
     if source[0] == "url":
         return ImageInfo(where=where, source="url")
     _, declared, data = source
-    if declared is not None and declared.lower() not in limits.media_types:
+    if declared is not None and _canonical(declared) not in limits.media_types:
         raise _bad(where, f"the media type {declared!r} is not allowed")
     raw = _decode_base64(where, data, limits)
     media_type, width, height = _read_image(where, raw, limits)
-    if declared is not None and declared.lower() != media_type:
+    if declared is not None and _canonical(declared) != media_type:
         raise InvalidRequestError(
             f"{where}: the image is declared {declared!r} but its data is {media_type!r}"
         )
@@ -162,9 +162,18 @@ def _source(
     return ("url",)
 
 
+_MEDIA_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg"}
+
+
 def _media_type_of(block: Mapping[str, Any]) -> str | None:
     value = block.get("mime_type")
     return value if isinstance(value, str) and value else None
+
+
+def _canonical(media_type: str) -> str:
+    """A declared media type as Pillow names it (clients often write ``image/jpg``)."""
+    media_type = media_type.strip().lower()
+    return _MEDIA_ALIASES.get(media_type, media_type)
 
 
 def _decode_base64(where: str, data: str, limits: ImageLimits) -> bytes:
@@ -192,7 +201,9 @@ def _read_image(where: str, raw: bytes, limits: ImageLimits) -> tuple[str, int, 
 
     try:
         with Image.open(io.BytesIO(raw)) as image:  # reads the header only
-            media_type = Image.MIME.get(image.format or "", "")
+            # A camera's MPO file is a JPEG with more frames after the first: a JPEG to a tier.
+            fmt = "JPEG" if image.format == "MPO" else image.format or ""
+            media_type = Image.MIME.get(fmt, "")
             width, height = image.size
             if media_type not in limits.media_types:
                 allowed = ", ".join(sorted(limits.media_types))
@@ -227,7 +238,7 @@ def _check_whole(image: Any) -> None:
     if image.format == "PNG":
         image.verify()
         return
-    if image.format == "JPEG":
+    if image.format in ("JPEG", "MPO"):
         image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
     image.load()
 

@@ -207,3 +207,9 @@ def test_a_file_that_is_not_an_image_is_refused(tmp_path: Path) -> None:
         image_block_from_file(path)
     with pytest.raises(InvalidRequestError, match="cannot read the image"):
         image_block_from_file(tmp_path / "missing.png")
+
+
+def test_a_jpeg_declared_image_jpg_is_a_jpeg() -> None:
+    block = {"type": "image", "base64": b64(JPEG), "mime_type": "image/jpg"}
+    (info,) = inspect_images(ask(block))
+    assert info.media_type == "image/jpeg"
