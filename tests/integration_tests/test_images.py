@@ -169,6 +169,62 @@ def test_institutional_privacy_never_sends_the_image_to_the_cloud(
     assert any("rule institutional: never to the cloud" in p for p in failed["policies"])
 
 
+def test_under_institutional_privacy_an_institutional_vision_tier_answers(
+    vision: VisionServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two tiers that read images, a departmental GPU box and the cloud: under institutional
+    privacy the image goes to the GPU box, and the cloud never hears of it."""
+    (tmp_path / "gpu-box").mkdir()
+    gpu_box = VisionServer(tmp_path / "gpu-box")
+    try:
+        config = tmp_path / "stream.toml"
+        config.write_text(
+            f"""
+[[tiers]]
+name = "laptop"
+kind = "llama_cpp"
+level = "LOW"
+capabilities = ["tools", "structured_output"]
+
+[[tiers]]
+name = "gpu-box"
+kind = "openai"
+base_url = "{gpu_box.url}"
+api_key = "{CLOUD_KEY}"
+model = "{MODEL}"
+level = "MEDIUM"
+capabilities = ["vision"]
+
+[[tiers]]
+name = "cloud"
+kind = "openai"
+base_url = "{vision.url}"
+api_key = "{CLOUD_KEY}"
+model = "{MODEL}"
+level = "HIGH"
+privacy = "external"
+capabilities = ["tools", "structured_output", "vision"]
+"""
+        )
+        monkeypatch.setenv("STREAM_CONFIG", str(config))
+        monkeypatch.setenv("STREAM_UNSCANNABLE_CONTENT", "cloud")
+        get_settings.cache_clear()
+        before = len(vision.received())
+        messages = ask(("image/png", PNG))
+        standard = StreamChatModel().invoke(messages)  # type: ignore[arg-type]
+        assert standard.response_metadata["routing"]["tier"] == "gpu-box"  # MEDIUM, free
+        answer = StreamChatModel(privacy="institutional").invoke(messages)  # type: ignore[arg-type]
+        record = answer.response_metadata["routing"]
+        assert (record["tier"], answer.text) == ("gpu-box", "I see 1 image(s): PNG 96x64.")
+        assert any("rule institutional: never to the cloud" in p for p in record["policies"])
+        assert [r["images"][0]["sha256"] for r in gpu_box.received()] == [
+            hashlib.sha256(PNG).hexdigest()
+        ] * 2
+        assert len(vision.received()) == before  # the cloud received nothing
+    finally:
+        gpu_box.close()
+
+
 def test_no_tier_that_reads_images_is_a_clear_error(
     vision: VisionServer, vision_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
