@@ -216,7 +216,9 @@ def route(state: RouterState, context: RouterContext) -> dict[str, Any]:
     if not decision.candidates:
         engine.record(record, request, answered=False)
         if images:
-            raise InvalidRequestError(engine.vision_unavailable(list(models), request, pin))
+            raise InvalidRequestError(
+                engine.vision_unavailable(list(models), request, pin, decision.policies)
+            )
         raise NoTierAvailableError(
             "the routing policies leave no tier: " + "; ".join(decision.policies)
         )

@@ -155,9 +155,14 @@ class PolicyEngine:
         return floor, note
 
     def vision_unavailable(
-        self, available: Sequence[str], request: RoutingRequest, pin: str | None
+        self,
+        available: Sequence[str],
+        request: RoutingRequest,
+        pin: str | None,
+        policies: Sequence[str] = (),
     ) -> str:
-        """Why no tier may receive this request's images, naming the settings that decide it."""
+        """Why no tier may receive this request's images, naming the settings that decide it
+        (``policies``: the decision's notes, which say which policy removed a tier)."""
         specs = specs_for(list(available), self.specs)
         seeing = [spec for spec in specs if spec.can("vision")]
         if pin is not None and pin not in [spec.name for spec in seeing]:
@@ -177,12 +182,16 @@ class PolicyEngine:
         kept = [spec.name for spec in seeing if spec.privacy == "institutional"]
         if not kept:
             external = ", ".join(spec.name for spec in seeing)
-            why = (
-                "under privacy=institutional images never go to an external tier"
-                if request.privacy == "institutional"
-                else "images cannot be checked for sensitive data, and unscannable_content = "
-                '"local" keeps them off external tiers (set it to "cloud" to allow that)'
-            )
+            if request.privacy == "institutional":
+                why = "under privacy=institutional images never go to an external tier"
+            elif any("rule unscannable_content=local" in note for note in policies):
+                why = (
+                    "images cannot be checked for sensitive data, and unscannable_content = "
+                    '"local" keeps them off external tiers (set it to "cloud" to allow that)'
+                )
+            else:  # sensitive data, a private conversation, a spent budget
+                removed = [n for n in policies if n.endswith("excluded")]
+                why = "the routing policies removed them (" + "; ".join(removed) + ")"
             return (
                 f"the request carries images; only external tiers read them ({external}), and "
                 f"{why}; or {how}"

@@ -165,3 +165,11 @@ def test_requests_without_images_route_as_before() -> None:
     candidates, record = routed(messages=[HumanMessage("hi")])
     assert candidates == ["local", "hpc", "cloud"]
     assert "images" not in record
+
+
+def test_an_image_with_sensitive_text_stays_off_the_cloud_and_the_error_says_why() -> None:
+    question = HumanMessage(
+        [{"type": "text", "text": "Mail the answer to jane.doe@uni.edu"}, *ASK.content[1:]]
+    )
+    message = refusal(messages=[question], unscannable_content="cloud")
+    assert "the routing policies removed them (privacy: sensitive data (email)" in message
