@@ -139,6 +139,23 @@ async def test_ainvoke_and_astream_carry_the_image_to_the_vision_tier(
     assert [request["images"] for request in received] == [[EXPECTED_IMAGE]] * 2
 
 
+def test_a_5_mb_image_reaches_the_vision_tier_whole(
+    vision: VisionServer, vision_env: dict[str, str]
+) -> None:
+    side = 1300  # noise does not compress: about 5 MB as PNG
+    noise = Image.frombytes("RGB", (side, side), random.Random(5).randbytes(side * side * 3))
+    out = io.BytesIO()
+    noise.save(out, format="PNG", compress_level=1)
+    raw = out.getvalue()
+    assert len(raw) > 5_000_000
+    answer = StreamChatModel().invoke(ask(("image/png", raw)))  # type: ignore[arg-type]
+    record = answer.response_metadata["routing"]
+    print(f"{len(raw)} bytes: TTFT {record['ttft_ms']} ms (tier {record['tier_ttft_ms']} ms)")
+    assert record["images"][0]["bytes"] == len(raw)
+    (received,) = vision.received()[-1]["images"]
+    assert (received["bytes"], received["sha256"]) == (len(raw), hashlib.sha256(raw).hexdigest())
+
+
 def test_the_audit_log_names_the_rule_and_each_image_never_its_bytes(
     vision: VisionServer, vision_env: dict[str, str]
 ) -> None:
