@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import mimetypes
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -280,7 +279,7 @@ def image_block_from_file(path: Path, limits: ImageLimits = DEFAULT_IMAGE_LIMITS
     return {
         "type": "image",
         "base64": base64.b64encode(raw).decode("ascii"),
-        "mime_type": media_type or mimetypes.guess_type(path.name)[0],
+        "mime_type": media_type,
     }
 
 
