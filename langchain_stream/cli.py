@@ -115,6 +115,13 @@ def chat(
     max_tokens: Annotated[int | None, typer.Option(help="Maximum answer tokens.")] = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = None,
     system: Annotated[str | None, typer.Option(help="A system prompt.")] = None,
+    image: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--image",
+            help="An image file to ask about (PNG, JPEG, GIF, WebP); repeat for several.",
+        ),
+    ] = None,
     as_json: Annotated[
         bool,
         typer.Option(
@@ -122,13 +129,21 @@ def chat(
         ),
     ] = False,
 ) -> None:
-    """Answer QUESTION through the router, streaming tokens, then show where it went."""
+    """Answer QUESTION through the router, streaming tokens, then show where it went.
+
+    With --image, the question is about those images: it goes only to a tier that reads
+    images, as the privacy settings allow (docs/tiers.md#images).
+    """
     from langchain_core.messages import HumanMessage, SystemMessage
 
     from langchain_stream.chat_model import StreamChatModel
+    from langchain_stream.images import image_block_from_file
+    from langchain_stream.limits import ImageLimits
     from langchain_stream.tiers.local import ChatLocal
 
     try:
+        limits = ImageLimits.from_settings(get_settings())
+        images = [image_block_from_file(path, limits) for path in image or []]
         names = get_settings().configured_tiers
         if tier is not None and tier not in names:
             raise _fail(
@@ -140,7 +155,10 @@ def chat(
                 if isinstance(tier_model, ChatLocal):  # in process: load before timing
                     tier_model.load()
         messages = [SystemMessage(system)] if system else []
-        messages.append(HumanMessage(question))
+        if images:
+            messages.append(HumanMessage([{"type": "text", "text": question}, *images]))
+        else:
+            messages.append(HumanMessage(question))
         started = time.perf_counter()
         text: list[str] = []
         merged: Any = None
@@ -167,7 +185,9 @@ def chat(
         "total_ms": round((time.perf_counter() - started) * 1000.0, 1),
         "usage": record.get("usage"),
         "tiers_tried": record.get("tiers_tried"),
+        "images": record.get("images"),
         "text": "".join(text),
+        "routing": record,
     }
     if as_json:
         sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")

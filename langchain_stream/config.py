@@ -31,7 +31,7 @@ from pydantic_settings import (
 )
 
 from langchain_stream.errors import ConfigurationError
-from langchain_stream.limits import DEFAULT_TIMEOUTS
+from langchain_stream.limits import DEFAULT_IMAGE_LIMITS, DEFAULT_TIMEOUTS
 from langchain_stream.tier_spec import (
     DEFAULT_TIER_NAMES,
     TierName,
@@ -175,6 +175,10 @@ class Settings(BaseSettings):
     hpc_function_id: str | None = None
     """Id of the worker function registered with Globus Compute, for endpoints that run only
     allowed functions; unset submits the function itself."""
+    hpc_vision: bool = False
+    """Whether the default HPC tier's model reads images (a vision model behind
+    ``hpc_backend_url``, or a llama.cpp model with its projector); off: image requests never
+    go to it."""
     hpc_local_workers: int = Field(default=1, ge=1)
     """Processes of the local endpoint (``STREAM_HPC_ENDPOINT_ID=local``); each loads one
     model copy."""
@@ -186,6 +190,24 @@ class Settings(BaseSettings):
     """OpenAI-compatible base URL (OpenAI when unset)."""
     cloud_api_key: SecretStr | None = None
     """API key of the cloud provider."""
+    cloud_vision: bool = True
+    """Whether the default cloud tier's model reads images (most current cloud chat models
+    do); turn it off for a text-only model, so image requests never go to it."""
+
+    # --- images (docs/tiers.md#images) ------------------------------------------------------
+    vision_min_complexity: Literal["LOW", "MEDIUM", "HIGH"] = "MEDIUM"
+    """The least complexity a request with images is routed as, whatever the judge (which reads
+    the text only) says of its words."""
+    image_max_bytes: int = Field(default=DEFAULT_IMAGE_LIMITS.max_bytes, ge=1)
+    """Largest image one request may carry, in bytes once decoded."""
+    image_max_count: int = Field(default=DEFAULT_IMAGE_LIMITS.max_images, ge=0)
+    """Most images one request may carry."""
+    image_max_pixels: int = Field(default=DEFAULT_IMAGE_LIMITS.max_pixels, ge=1)
+    """Most pixels (width x height) of one image."""
+    image_media_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: sorted(DEFAULT_IMAGE_LIMITS.media_types)
+    )
+    """Media types of the images accepted (comma-separated in the environment)."""
 
     # --- policies ---------------------------------------------------------------------------
     privacy: Literal["standard", "institutional"] = "standard"
@@ -284,6 +306,13 @@ class Settings(BaseSettings):
     @field_validator("relay_urls", mode="before")
     @classmethod
     def _split_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("image_media_types", mode="before")
+    @classmethod
+    def _split_media_types(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value

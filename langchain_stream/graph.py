@@ -59,9 +59,8 @@ from langchain_stream.context import (
     conversation_checkpointer,
     load_summary,
 )
-from langchain_stream.errors import (
-    NoTierAvailableError,
-)
+from langchain_stream.errors import InvalidRequestError, NoTierAvailableError
+from langchain_stream.images import has_images, inspect_images
 from langchain_stream.judge import ComplexityJudge, resolve_judge
 from langchain_stream.judge.base import is_quick
 from langchain_stream.judge.offload import in_judge_pool
@@ -174,7 +173,11 @@ def judge(state: RouterState, context: RouterContext) -> dict[str, Any]:
 
 
 def route(state: RouterState, context: RouterContext) -> dict[str, Any]:
-    """Order the candidate tiers: the judge's class (or the pin) under the routing policies."""
+    """Order the candidate tiers: the judge's class (or the pin) under the routing policies.
+
+    Images are checked first (:func:`~langchain_stream.images.inspect_images`); a request
+    with images that no allowed tier can read is refused with the settings that decide it.
+    """
     models, request = context.models(), context.request
     record = RoutingRecord.model_validate(state.get("record", {}))
     record.user, record.conversation = request.user, request.conversation_id
@@ -185,6 +188,11 @@ def route(state: RouterState, context: RouterContext) -> dict[str, Any]:
             f"(configured: {', '.join(models)})"
         )
     engine = context.policy_engine()
+    # Bad images are refused before anything is routed (and before the privacy check reads
+    # the request): a 400 on the server.
+    images = inspect_images(state["messages"], engine.image_limits)
+    if images:
+        record.images = [image.record() for image in images]
     decision, sensitive = engine.decide(
         messages=state["messages"],
         call_kwargs=request.call_kwargs,
@@ -199,8 +207,15 @@ def route(state: RouterState, context: RouterContext) -> dict[str, Any]:
         decision.policies,
         sensitive,
     )
+    if images:  # the audit log keeps what was sent where, never the bytes
+        described = "; ".join(image.describe() for image in images)
+        record.policies.insert(0, f"images: {len(images)} ({described})")
     if not decision.candidates:
         engine.record(record, request, answered=False)
+        if images:
+            raise InvalidRequestError(
+                engine.vision_unavailable(list(models), request, pin, decision.policies)
+            )
         raise NoTierAvailableError(
             "the routing policies leave no tier: " + "; ".join(decision.policies)
         )
@@ -241,8 +256,10 @@ def _routes_off_loop(state: RouterState, context: RouterContext) -> bool:
     """Database reads, and the privacy check of a long request, run off the event loop."""
     engine, available = context.policy_engine(), list(context.models())
     request = context.request
-    return engine.reads_store(request, available) or engine.scans_long(
-        state["messages"], request.call_kwargs, available
+    return (
+        engine.reads_store(request, available)
+        or has_images(state["messages"])  # decoding them takes milliseconds
+        or engine.scans_long(state["messages"], request.call_kwargs, available)
     )
 
 

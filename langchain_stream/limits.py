@@ -1,4 +1,5 @@
-"""Timeouts of the router and its tiers, as one value object with one documented default each.
+"""Timeouts of the router and its tiers, and bounds on a request's images: value objects with
+one documented default each.
 
 Every timeout a tier or the relay client applies by default comes from :data:`DEFAULT_TIMEOUTS`
 (the settings' ``first_token_timeout_s`` and ``tier_timeout_s`` default to the same values), so
@@ -11,6 +12,10 @@ long it may stay idle on both ends) are the server's limits, in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from langchain_stream.config import Settings
 
 
 @dataclass(frozen=True)
@@ -34,4 +39,43 @@ class Timeouts:
 DEFAULT_TIMEOUTS = Timeouts()
 """The defaults every module reads."""
 
-__all__ = ["DEFAULT_TIMEOUTS", "Timeouts"]
+
+DEFAULT_MEDIA_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+"""The image types OpenAI-compatible vision models commonly accept."""
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Bounds on the images of one request (checked by :mod:`langchain_stream.images`)."""
+
+    max_bytes: int = 10 * 1024 * 1024
+    """Largest decoded image, in bytes (10 MiB)."""
+    max_images: int = 8
+    """Most images in one request, over all its messages."""
+    max_pixels: int = 40_000_000
+    """Most pixels (width x height) of one image: 40 megapixels, more than a phone camera's
+    photo (which a vision model downscales anyway), and bounding what decoding one costs."""
+    media_types: frozenset[str] = DEFAULT_MEDIA_TYPES
+    """Media types accepted for inline images."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ImageLimits:
+        """The limits of the ``image_*`` settings."""
+        return cls(
+            max_bytes=settings.image_max_bytes,
+            max_images=settings.image_max_count,
+            max_pixels=settings.image_max_pixels,
+            media_types=frozenset(t.strip().lower() for t in settings.image_media_types),
+        )
+
+
+DEFAULT_IMAGE_LIMITS = ImageLimits()
+"""The image limits every module reads by default."""
+
+__all__ = [
+    "DEFAULT_IMAGE_LIMITS",
+    "DEFAULT_MEDIA_TYPES",
+    "DEFAULT_TIMEOUTS",
+    "ImageLimits",
+    "Timeouts",
+]

@@ -98,6 +98,9 @@ class RoutingRecord(BaseModel):
     """Each policy that changed the route, and how (privacy, budget, stickiness, health)."""
     sensitive: list[str] = Field(default_factory=list)
     """Kinds of sensitive data found in the request (never the data itself)."""
+    images: list[dict[str, Any]] | None = None
+    """Each image of the request: inline (media type, bytes, width, height) or by URL; never
+    its bytes (docs/tiers.md#images)."""
     user: str | None = None
     conversation: str | None = None
     usage: dict[str, int] | None = None

@@ -173,13 +173,26 @@ def _problems(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def default_tier_specs(settings: Settings) -> list[TierSpec]:
+def default_tier_specs(settings: Settings, *, every: bool = False) -> list[TierSpec]:
     """The three default tiers, from the flat settings: ``local`` (always), ``hpc`` when an
-    endpoint is set, ``cloud`` when a cloud model is set."""
+    endpoint is set, ``cloud`` when a cloud model is set (``every``: all three, for tiers
+    given to a router as chat models).
+
+    What each can do is declared: tools and structured output on all three; images
+    (``vision``) never on the local tier, whose embedded model reads text only, and on the
+    HPC and cloud tiers as ``hpc_vision`` and ``cloud_vision`` say (docs/tiers.md#images).
+    """
+    text: set[Capability] = {"tools", "structured_output"}
     specs = [
-        TierSpec(name="local", kind="llama_cpp", model=settings.local_model, level="LOW"),
+        TierSpec(
+            name="local",
+            kind="llama_cpp",
+            model=settings.local_model,
+            level="LOW",
+            capabilities=frozenset(text),
+        ),
     ]
-    if settings.hpc_endpoint_id:
+    if settings.hpc_endpoint_id or every:
         specs.append(
             TierSpec(
                 name="hpc",
@@ -187,9 +200,10 @@ def default_tier_specs(settings: Settings) -> list[TierSpec]:
                 model=settings.hpc_model,
                 endpoint_id=settings.hpc_endpoint_id,
                 level="MEDIUM",
+                capabilities=frozenset(text | ({"vision"} if settings.hpc_vision else set())),
             )
         )
-    if settings.cloud_model:
+    if settings.cloud_model or every:
         specs.append(
             TierSpec(
                 name="cloud",
@@ -199,6 +213,7 @@ def default_tier_specs(settings: Settings) -> list[TierSpec]:
                 api_key=settings.cloud_api_key,
                 level="HIGH",
                 privacy="external",
+                capabilities=frozenset(text | ({"vision"} if settings.cloud_vision else set())),
             )
         )
     return specs
@@ -211,9 +226,12 @@ def specs_for(names: Sequence[str], specs: Sequence[TierSpec]) -> list[TierSpec]
     return [by_name.get(name) or _default_spec(name) for name in names]
 
 
+_TEXT: frozenset[Capability] = frozenset({"tools", "structured_output"})
 _DEFAULT_SPECS = {
-    "local": TierSpec(name="local", kind="llama_cpp", level="LOW"),
-    "hpc": TierSpec(name="hpc", kind="hpc", level="MEDIUM"),
+    # As in `default_tier_specs` with the default settings: the local model reads text only,
+    # the HPC tier's model is not taken to read images unless the settings say so.
+    "local": TierSpec(name="local", kind="llama_cpp", level="LOW", capabilities=_TEXT),
+    "hpc": TierSpec(name="hpc", kind="hpc", level="MEDIUM", capabilities=_TEXT),
     "cloud": TierSpec(name="cloud", kind="openai", level="HIGH", privacy="external"),
 }
 

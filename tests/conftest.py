@@ -19,9 +19,7 @@ def machine_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_settings(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, machine_cache_dir: Path
-):
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, machine_cache_dir: Path):
     """Tests see only the STREAM_* variables they set, no config file of the user's, a
     policy database (ledger, audit log) of their own and the session's machine cache."""
     for name in list(os.environ):

@@ -178,6 +178,11 @@ def decide_candidates(
     external = [spec.name for spec in tiers if spec.privacy == "external"]
     if pin is not None:
         decision = Decision(order_tiers(tiers, complexity=None, pin=pin), "pin", [f"pin: {pin}"])
+        pinned = next((spec for spec in tiers if spec.name == pin), None)
+        if needs.vision and pinned is not None and not pinned.can("vision"):
+            # Images are never handed to a tier that cannot read them, pinned or not.
+            decision.candidates = []
+            decision.policies.append(f"capabilities: {pin} lacks vision")
     else:
         order = order_tiers(tiers, complexity=complexity, needs=needs)
         decision = Decision(order, "judge")

@@ -11,8 +11,10 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.messages.utils import count_tokens_approximately
 
 from langchain_stream.config import Settings
+from langchain_stream.images import has_images
 from langchain_stream.judge.base import Complexity
 from langchain_stream.judge.shares import ShareWindow
+from langchain_stream.limits import ImageLimits
 from langchain_stream.policies.decide import (
     BudgetState,
     Decision,
@@ -26,7 +28,13 @@ from langchain_stream.policies.prices import ModelPrice, PriceTable
 from langchain_stream.policies.privacy import SensitiveDataDetector
 from langchain_stream.policies.store import AnswerEntry, ConversationState, PolicyStore
 from langchain_stream.routing import RoutingRecord
-from langchain_stream.tier_spec import DEFAULT_TIER_NAMES, TierSpec, specs_for
+from langchain_stream.tier_spec import (
+    DEFAULT_TIER_NAMES,
+    LEVEL_RANK,
+    TierSpec,
+    default_tier_specs,
+    specs_for,
+)
 
 LONG_SCAN_CHARS = 16_384
 """Requests with more text than this are checked for sensitive data off the event loop."""
@@ -46,8 +54,11 @@ class PolicyEngine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.specs: list[TierSpec] = settings.tier_specs
-        """The configured tiers (default tiers given only as models get default specs)."""
+        self.specs: list[TierSpec] = (
+            settings.tier_specs if settings.tiers else default_tier_specs(settings, every=True)
+        )
+        """The configured tiers; without ``[[tiers]]``, the three default tiers, so that one
+        given to a router only as a chat model is routed as the settings describe it."""
         names = [spec.name for spec in self.specs]
         names += [name for name in DEFAULT_TIER_NAMES if name not in names]
         self._by_name = {spec.name: spec for spec in specs_for(names, self.specs)}
@@ -66,6 +77,8 @@ class PolicyEngine:
         )
         self._url = database_url(settings)
         self._store: PolicyStore | None = None
+        self.image_limits = ImageLimits.from_settings(settings)
+        """Bounds on a request's images."""
         self.shares = ShareWindow(settings.judge_share_window, target=settings.judge_target)
         """Classes and tiers of the recent requests, against the calibration target."""
 
@@ -102,6 +115,10 @@ class PolicyEngine:
             content = payload_content([cloud_payload(messages, call_kwargs), summary])
             sensitive = self.detector.kinds(content.texts, flow=content.flow)
             unscannable = sorted(set(content.unscannable))
+        needs = request_needs(messages, call_kwargs, count_tokens=self._windows)
+        floor_note = None
+        if needs.vision and pin is None:
+            complexity, floor_note = self._vision_floor(complexity)
         store = self.store if self.reads_store(request, available) else None
         conversation = ConversationState()
         if store is not None and request.conversation_id:
@@ -122,9 +139,67 @@ class PolicyEngine:
             not_ready=lambda tier: self.health.not_ready(tier, models[tier]),
             private_conversations=self.settings.pin_sensitive_conversations,
             specs=self.specs,
-            needs=request_needs(messages, call_kwargs, count_tokens=self._windows),
+            needs=needs,
         )
+        if floor_note is not None:
+            decision.policies.insert(0, floor_note)
         return decision, sensitive
+
+    def _vision_floor(self, complexity: Complexity | None) -> tuple[Complexity | None, str | None]:
+        """The class a request with images is routed as: at least ``vision_min_complexity``
+        (the judge read only its words; docs/tiers.md#images)."""
+        floor = Complexity(self.settings.vision_min_complexity)
+        if complexity is None or LEVEL_RANK[complexity] >= LEVEL_RANK[floor]:
+            return complexity, None
+        note = f"vision: images attached: routed as {floor.value} (judged {complexity.value})"
+        return floor, note
+
+    def vision_unavailable(
+        self,
+        available: Sequence[str],
+        request: RoutingRequest,
+        pin: str | None,
+        policies: Sequence[str] = (),
+    ) -> str:
+        """Why no tier may receive this request's images, naming the settings that decide it
+        (``policies``: the decision's notes, which say which policy removed a tier)."""
+        specs = specs_for(list(available), self.specs)
+        seeing = [spec for spec in specs if spec.can("vision")]
+        if pin is not None and pin not in [spec.name for spec in seeing]:
+            return (
+                f"the request carries images, and the tier it is pinned to ({pin!r}) does not "
+                "read them; pin a tier whose capabilities include vision, or leave the tier "
+                "to the router"
+            )
+        how = (
+            'declare capabilities = [..., "vision"] on a [[tiers]] entry whose model reads images'
+            if self.settings.tiers
+            else "set hpc_vision = true for an HPC model that reads images"
+            + ("" if self.settings.cloud_vision else ", or cloud_vision = true")
+        )
+        if not seeing:
+            return f"the request carries images, and no configured tier reads images: {how}"
+        kept = [spec.name for spec in seeing if spec.privacy == "institutional"]
+        if not kept:
+            external = ", ".join(spec.name for spec in seeing)
+            if request.privacy == "institutional":
+                why = "under privacy=institutional images never go to an external tier"
+            elif any("rule unscannable_content=local" in note for note in policies):
+                why = (
+                    "images cannot be checked for sensitive data, and unscannable_content = "
+                    '"local" keeps them off external tiers (set it to "cloud" to allow that)'
+                )
+            else:  # sensitive data, a private conversation, a spent budget
+                removed = [n for n in policies if n.endswith("excluded")]
+                why = "the routing policies removed them (" + "; ".join(removed) + ")"
+            return (
+                f"the request carries images; only external tiers read them ({external}), and "
+                f"{why}; or {how}"
+            )
+        return (
+            "the request carries images, and the routing policies leave no tier that reads "
+            f"them (tiers that read images: {', '.join(kept)})"
+        )
 
     def external(self, available: Sequence[str]) -> list[str]:
         """The available tiers that may not receive institutional data (the cloud)."""
@@ -233,15 +308,6 @@ def request_needs(
     return TierNeeds(
         tools=bool(call_kwargs.get("tools")),
         structured_output=bool(call_kwargs.get("response_format")),
-        vision=any(_has_image(m) for m in messages),
+        vision=has_images(messages),
         context_tokens=tokens,
-    )
-
-
-def _has_image(message: BaseMessage) -> bool:
-    if isinstance(message.content, str):
-        return False
-    return any(
-        isinstance(block, dict) and block.get("type") in ("image_url", "image")
-        for block in message.content
     )

@@ -146,7 +146,9 @@ class Guard:
 
     def _too_large(self) -> ErrorBody:
         return ErrorBody(
-            message=f"the request body exceeds {self.max_body_bytes} bytes",
+            # Images count base64-encoded: 4 bytes of body for 3 of image.
+            message=f"the request body exceeds {self.max_body_bytes} bytes (setting "
+            "max_body_bytes; an image counts a third more than its size, base64-encoded)",
             type=INVALID,
             code="request_too_large",
         )

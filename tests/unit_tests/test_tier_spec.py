@@ -9,7 +9,7 @@ import pytest
 
 from langchain_stream.config import Settings, get_settings
 from langchain_stream.errors import ConfigurationError
-from langchain_stream.tier_spec import TierSpec, parse_tier_specs
+from langchain_stream.tier_spec import TierSpec, default_tier_specs, parse_tier_specs
 
 TOML = """
 judge = "keyword"
@@ -75,7 +75,19 @@ def test_without_tiers_the_three_default_tiers_come_from_the_flat_settings() -> 
         ("cloud", "openai", "HIGH", "external"),
     ]
     assert hpc.endpoint_id == "local" and cloud.model == "gpt-4o-mini"
-    assert local.capabilities is None  # routing assumes they serve anything, as before
+    # Text on all three; images on the cloud tier only (hpc_vision is off by default)
+    assert local.capabilities == hpc.capabilities == {"tools", "structured_output"}
+    assert cloud.capabilities == {"tools", "structured_output", "vision"}
+
+
+def test_which_default_tiers_read_images_is_a_setting() -> None:
+    settings = Settings(
+        hpc_endpoint_id="local", cloud_model="m", hpc_vision=True, cloud_vision=False
+    )
+    local, hpc, cloud = settings.tier_specs
+    assert (local.can("vision"), hpc.can("vision"), cloud.can("vision")) == (False, True, False)
+    # every=True: the tiers a router is given as chat models are described by the settings too
+    assert [s.name for s in default_tier_specs(Settings(), every=True)] == ["local", "hpc", "cloud"]
 
 
 @pytest.mark.parametrize(

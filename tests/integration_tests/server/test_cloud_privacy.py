@@ -8,11 +8,13 @@ whose access log says whether a request arrived.
 from __future__ import annotations
 
 import base64
+import io
 from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
+from PIL import Image
 
 from langchain_stream import ChatLocal, StreamChatModel
 from langchain_stream.config import Settings
@@ -41,6 +43,13 @@ def tool(description: str = "Look a record up.", **property_fields: Any) -> dict
 
 def data_url(media: str, data: bytes) -> str:
     return f"data:{media};base64,{base64.b64encode(data).decode()}"
+
+
+def png() -> bytes:
+    """A real PNG (an image must be whole to be routed at all)."""
+    out = io.BytesIO()
+    Image.new("RGB", (32, 24), (20, 120, 200)).save(out, format="PNG")
+    return out.getvalue()
 
 
 # One request per hole: the sensitive value sits in a different field (or disguise) each time.
@@ -189,7 +198,7 @@ SENSITIVE_REQUESTS: dict[str, dict[str, Any]] = {
                     {"type": "text", "text": "What is in this picture?"},
                     {
                         "type": "image_url",
-                        "image_url": {"url": data_url("image/png", b"\x89PNG\r\n\x1a\n0000")},
+                        "image_url": {"url": data_url("image/png", png())},
                     },
                 ],
             }
@@ -245,9 +254,15 @@ def test_sensitive_data_in_any_field_never_reaches_the_cloud(
 ) -> None:
     before = cloud_server.completions_received()
     request = SENSITIVE_REQUESTS[case]
-    if case.startswith("image") or case.endswith("data_url"):
-        # The local tier reads text only: kept off the cloud, nothing can answer an image.
-        with pytest.raises(openai.BadRequestError, match="the local tier reads text only"):
+    if case == "text_data_url":
+        # An image part must hold an image: refused before anything is routed or recorded.
+        with pytest.raises(openai.BadRequestError, match="'text/plain' is not allowed"):
+            client.chat.completions.create(model="stream-cloud", max_tokens=8, **request)
+        assert cloud_server.completions_received() == before
+        return
+    if case.startswith("image"):
+        # Only the cloud reads images, and the rule keeps them off it: no tier may, a 400.
+        with pytest.raises(openai.BadRequestError, match="only external tiers read them"):
             client.chat.completions.create(model="stream-cloud", max_tokens=8, **request)
     else:
         completion = client.chat.completions.create(model="stream-cloud", max_tokens=8, **request)

@@ -181,3 +181,37 @@ def test_completion_of_a_text_answer_and_of_a_tool_call() -> None:
     assert message.tool_calls is not None
     assert message.tool_calls[0].function.arguments == '{"a": 1}'
     assert message.tool_calls[0].id == "call_1"
+
+
+def test_image_parts_reach_the_router_exactly_as_openai_sent_them() -> None:
+    request = oa.ChatCompletionRequest.model_validate(
+        {
+            "model": "stream-auto",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "What does this plot show?"},
+                        {
+                            "type": "image_url",
+                            "image_url": {
+                                "url": "data:image/png;base64,iVBORw0KGgo=",
+                                "detail": "low",
+                            },
+                        },
+                        {"type": "image_url", "image_url": {"url": "https://example.org/a.png"}},
+                    ],
+                }
+            ],
+        }
+    )
+    (message,) = to_langchain_messages(request.messages)
+    assert isinstance(message, HumanMessage)
+    assert message.content == [
+        {"type": "text", "text": "What does this plot show?"},
+        {
+            "type": "image_url",
+            "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"},
+        },
+        {"type": "image_url", "image_url": {"url": "https://example.org/a.png"}},
+    ]
