@@ -11,6 +11,10 @@ when the endpoint is cold or queued, :class:`~langchain_stream.errors.TierUnavai
 when the endpoint, worker, backend or relay fails — so the router falls back to another tier
 before anything reaches the user. Stopping early (sync or async) cancels the channel, which
 stops the worker's backend at its next token, and cancels a task that has not started.
+
+Images (docs/design.md#images-on-the-hpc-tier) must be inline data. Small ones travel in the
+task; larger ones go up the relay on a second channel with a key of their own, once the worker
+says it is ready for them, and the task carries only their sizes and SHA-256 digests.
 """
 
 from __future__ import annotations
@@ -45,14 +49,18 @@ from langchain_stream.hpc.chunks import (
     summary_chunks,
     task_summary,
 )
+from langchain_stream.hpc.images import DEFAULT_IMAGE_LIMITS, ImageLimits, Upload, split_images
 from langchain_stream.hpc.status import ensure_logged_in, globus_status_client, not_ready_reason
 from langchain_stream.hpc.task import (
     TASK_VERSION,
+    UPLOAD_READY,
     ChannelSpec,
     TaskRequest,
     TaskSummary,
+    UploadSpec,
     decode_piece,
 )
+from langchain_stream.hpc.uploads import send_images
 from langchain_stream.hpc.worker import hpc_worker
 from langchain_stream.limits import DEFAULT_TIMEOUTS
 from langchain_stream.llama.embedded import EMBEDDED_MODEL_NAME
@@ -156,6 +164,8 @@ class ChatHPC(StreamFirstChatModel):
     the executor's own client, else a ``Client`` made when a Globus login is stored."""
     readiness_timeout_s: float = Field(default=10.0, gt=0)
     """Bound on one readiness check."""
+    image_limits: ImageLimits = Field(default=DEFAULT_IMAGE_LIMITS, exclude=True)
+    """Which images stay inline in the task and which go up the relay, and the bounds on them."""
 
     _default_executor: Executor | None = PrivateAttr(default=None)
     _executor_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -288,7 +298,8 @@ class ChatHPC(StreamFirstChatModel):
 
     def _request(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> TaskRequest:
+    ) -> tuple[TaskRequest, list[Upload]]:
+        """The task's request, and the images that go up the relay rather than inside it."""
         if not messages:
             raise InvalidRequestError("the message list is empty: nothing to answer")
         params: dict[str, Any] = {
@@ -315,12 +326,14 @@ class ChatHPC(StreamFirstChatModel):
             openai_messages = convert_to_openai_messages(messages)
         except (ValueError, TypeError) as exc:
             raise InvalidRequestError(f"cannot send these messages to the HPC tier: {exc}") from exc
-        return TaskRequest(
+        task_messages, uploads = split_images(openai_messages, self.image_limits)  # type: ignore[arg-type]
+        request = TaskRequest(
             version=TASK_VERSION,
-            messages=openai_messages,  # type: ignore[typeddict-item]
+            messages=task_messages,
             params={k: v for k, v in params.items() if v is not None},
             backend=backend,  # type: ignore[typeddict-item]
         )
+        return request, uploads
 
     async def _submit(
         self, executor: Executor, request: TaskRequest, channel: ChannelSpec | None
@@ -353,10 +366,16 @@ class ChatHPC(StreamFirstChatModel):
         started = loop.time()
         deadline = started + self.first_token_timeout_s
         end = started + self.timeout if self.timeout is not None else None
-        request = self._request(messages, stop, kwargs)
+        request, uploads = self._request(messages, stop, kwargs)
         # Off the loop: building a Globus executor or starting a local endpoint blocks.
         executor, urls, secret = await asyncio.to_thread(self._prepare)
         if self.mode == "batch" or not urls:
+            if uploads:
+                raise InvalidRequestError(
+                    f"an image of {uploads[0].size:,} bytes is over the HPC task's inline limit "
+                    f"({self.image_limits.inline_max_bytes:,} bytes) and goes up the relay, but "
+                    + ("batch mode uses none" if self.mode == "batch" else "no relay is configured")
+                )
             note = None if self.mode == "batch" else "no relay configured"
             async for chunk in self._abatch(executor, request, deadline, note):
                 yield chunk
@@ -371,6 +390,17 @@ class ChatHPC(StreamFirstChatModel):
             key=key.hex(),
             coalesce_s=self.coalesce_s,
         )
+        upload_key = new_channel_key()  # its own key: one key per channel, never shared
+        upload_tokens = None
+        if uploads:
+            upload_id = new_channel_id()
+            upload_tokens = mint_channel_tokens(secret, upload_id, self.token_ttl_s)
+            channel["upload"] = UploadSpec(
+                channel_id=upload_id,
+                token=upload_tokens.consumer,
+                key=upload_key.hex(),
+                images=[upload.ref for upload in uploads],
+            )
         consumer = ConsumerClient(
             urls,
             channel_id,
@@ -395,7 +425,7 @@ class ChatHPC(StreamFirstChatModel):
                     timeout_s=self.first_token_timeout_s,
                 ) from None
             except RelayUnavailableError as exc:
-                if not self.batch_fallback:
+                if not self.batch_fallback or uploads:
                     raise TierUnavailableError(f"no relay reachable: {exc}", tier=_TIER) from exc
                 # The node most likely cannot reach the relays either; its worker then answers
                 # in batch mode. Only if it streamed (to a relay we cannot reach) is the request
@@ -415,6 +445,22 @@ class ChatHPC(StreamFirstChatModel):
             task = asyncio.wrap_future(await submitting)
             first = asyncio.ensure_future(anext(consumer))
             outcome = await self._first(first, task, deadline)
+            if uploads:
+                assert upload_tokens is not None
+                if (
+                    outcome is None
+                    or isinstance(outcome, dict)
+                    or decode_piece(outcome) != UPLOAD_READY
+                ):
+                    raise TierUnavailableError(
+                        "the HPC worker did not ask for the images (an older worker?)", tier=_TIER
+                    )
+                upload_id = channel["upload"]["channel_id"]
+                await self._upload(
+                    urls, upload_id, upload_tokens.producer, upload_key, uploads, deadline
+                )
+                first = asyncio.ensure_future(anext(consumer))
+                outcome = await self._first(first, task, deadline)
             if isinstance(outcome, dict):  # the worker had no relay and answered in batch mode
                 for chunk in summary_chunks(outcome, self.model_name):
                     yield chunk
@@ -433,15 +479,37 @@ class ChatHPC(StreamFirstChatModel):
                     break
                 pending = [token]
             complete = True
-            yield last_chunk(
-                consumer.usage,
-                metadata,
-                self.model_name,
-                {"mode": "relay", "relay_url": consumer.relay_url},
-            )
+            hpc: dict[str, Any] = {"mode": "relay", "relay_url": consumer.relay_url}
+            if uploads:
+                hpc["uploaded_images"] = len(uploads)
+                hpc["upload_bytes"] = sum(upload.size for upload in uploads)
+            yield last_chunk(consumer.usage, metadata, self.model_name, hpc)
         finally:
             if not complete:
                 await _give_up(consumer, first, task, submitting)
+
+    async def _upload(
+        self,
+        urls: list[str],
+        channel_id: str,
+        token: str,
+        key: bytes,
+        uploads: list[Upload],
+        deadline: float,
+    ) -> None:
+        """Send the images the worker is waiting for, within the first-token deadline."""
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            async with asyncio.timeout(max(remaining, 0.0)):
+                await send_images(urls, channel_id, token, key, uploads)
+        except TimeoutError:
+            raise FirstTokenTimeoutError(
+                f"the images were not uploaded within {self.first_token_timeout_s} s",
+                tier=_TIER,
+                timeout_s=self.first_token_timeout_s,
+            ) from None
+        except RelayError as exc:
+            raise TierUnavailableError(f"the image upload failed: {exc}", tier=_TIER) from exc
 
     async def _first(
         self,
