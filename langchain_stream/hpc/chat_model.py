@@ -298,8 +298,7 @@ class ChatHPC(StreamFirstChatModel):
 
     def _request(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> tuple[TaskRequest, list[Upload]]:
-        """The task's request, and the images that go up the relay rather than inside it."""
+    ) -> TaskRequest:
         if not messages:
             raise InvalidRequestError("the message list is empty: nothing to answer")
         params: dict[str, Any] = {
@@ -326,14 +325,24 @@ class ChatHPC(StreamFirstChatModel):
             openai_messages = convert_to_openai_messages(messages)
         except (ValueError, TypeError) as exc:
             raise InvalidRequestError(f"cannot send these messages to the HPC tier: {exc}") from exc
-        task_messages, uploads = split_images(openai_messages, self.image_limits)  # type: ignore[arg-type]
-        request = TaskRequest(
+        return TaskRequest(
             version=TASK_VERSION,
-            messages=task_messages,
+            messages=openai_messages,  # type: ignore[typeddict-item]
             params={k: v for k, v in params.items() if v is not None},
             backend=backend,  # type: ignore[typeddict-item]
         )
-        return request, uploads
+
+    def _split_images(self, request: TaskRequest) -> tuple[TaskRequest, list[Upload]]:
+        """The task's request with large images taken out, and those images (the uploads)."""
+        messages, uploads = split_images(request["messages"], self.image_limits)
+        if not uploads and messages is request["messages"]:
+            return request, []
+        return TaskRequest(
+            version=request["version"],
+            messages=messages,
+            params=request["params"],
+            backend=request["backend"],
+        ), uploads
 
     async def _submit(
         self, executor: Executor, request: TaskRequest, channel: ChannelSpec | None
@@ -366,7 +375,7 @@ class ChatHPC(StreamFirstChatModel):
         started = loop.time()
         deadline = started + self.first_token_timeout_s
         end = started + self.timeout if self.timeout is not None else None
-        request, uploads = self._request(messages, stop, kwargs)
+        request, uploads = self._split_images(self._request(messages, stop, kwargs))
         # Off the loop: building a Globus executor or starting a local endpoint blocks.
         executor, urls, secret = await asyncio.to_thread(self._prepare)
         if self.mode == "batch" or not urls:
