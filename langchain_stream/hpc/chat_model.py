@@ -122,6 +122,9 @@ class ChatHPC(StreamFirstChatModel):
     """Secret of the relays, to mint each channel's producer and consumer tokens."""
     model: str | None = Field(default_factory=_settings_value("hpc_model"))
     """Served model name at ``backend_url``, or a GGUF path on the node for llama.cpp."""
+    projector: str | None = None
+    """For llama.cpp on the node: the model's vision projector (mmproj) GGUF, as the node
+    sees it; with it the worker's model reads images."""
     backend_url: str | None = Field(default_factory=_settings_value("hpc_backend_url"))
     """OpenAI-compatible server on the compute node (vLLM), as the node sees it; ``None``:
     llama.cpp in the worker process."""
@@ -317,6 +320,8 @@ class ChatHPC(StreamFirstChatModel):
         model = kwargs.get("model") or self.model
         if model:
             backend["model"] = model
+        if self.projector and not self.backend_url:
+            backend["projector"] = self.projector
         if self.backend_url:
             backend["url"] = self.backend_url
             if self.api_key is not None:

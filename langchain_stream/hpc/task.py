@@ -50,6 +50,8 @@ class BackendSpec(TypedDict, total=False):
     model: str
     api_key: str
     read_timeout_s: float
+    projector: str
+    """For llama.cpp: the model's vision projector (mmproj) GGUF on the node."""
 
 
 class TaskRequest(TypedDict):

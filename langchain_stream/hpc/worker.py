@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from langchain_stream.errors import RelayError, StreamError
-from langchain_stream.hpc.backends import Event, stream_events
+from langchain_stream.hpc.backends import Event, check_images, stream_events
 from langchain_stream.hpc.images import has_images, image_count, resolve_images
 from langchain_stream.hpc.task import (
     TASK_VERSION,
@@ -118,6 +118,7 @@ def _receive_uploads(
     upload = channel.get("upload")
     if upload is None:
         return _with_images(request, [], summary)
+    check_images(request)  # before any byte is received
     started = time.monotonic()
 
     def ready() -> None:
