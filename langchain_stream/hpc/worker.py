@@ -212,12 +212,11 @@ def _stream(
         try:
             request = _receive_uploads(request, channel, producer, connector, summary)
         except Exception as exc:  # the task boundary: report to the consumer and the summary
+            what = "image upload failed" if channel.get("upload") else "bad images"
             if connector.wait():
                 with contextlib.suppress(RelayError):
-                    producer.fail(f"image upload failed: {_describe(exc)}")
-            return _finish(
-                summary, error=f"image upload failed: {_describe(exc)}", producer=producer
-            )
+                    producer.fail(f"{what}: {_describe(exc)}")
+            return _finish(summary, error=f"{what}: {_describe(exc)}", producer=producer)
         return _pump(request, producer, connector, cancel, summary)
     finally:
         if connector.wait():

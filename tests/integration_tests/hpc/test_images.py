@@ -15,7 +15,7 @@ import dataclasses
 import hashlib
 import io
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -23,6 +23,7 @@ import pytest
 from globus_compute_sdk.serialize import ComputeSerializer
 from langchain_core.messages import AIMessageChunk, HumanMessage
 from PIL import Image
+from websockets.asyncio.client import connect
 
 from langchain_stream.errors import ChannelClosedError, InvalidRequestError
 from langchain_stream.hpc import ChatHPC, LocalEndpoint
@@ -42,7 +43,9 @@ from langchain_stream.hpc.task import (
 from langchain_stream.hpc.uploads import send_images
 from langchain_stream.hpc.worker import hpc_worker
 from langchain_stream.relay import (
+    ChannelSealer,
     ConsumerClient,
+    channel_url,
     mint_channel_tokens,
     new_channel_id,
     new_channel_key,
@@ -224,10 +227,23 @@ def _upload_of(image: bytes) -> Upload:
     )
 
 
+Sender = Callable[[list[str], str, str, bytes], Awaitable[object]]
+"""Sends the upload: relay URLs, upload channel id, producer token, key."""
+
+
+def uploading(upload: Upload) -> Sender:
+    """A sender that uploads ``upload`` as the client does."""
+
+    def send(urls: list[str], channel_id: str, token: str, key: bytes) -> Awaitable[object]:
+        return send_images(urls, channel_id, token, key, [upload])
+
+    return send
+
+
 async def _run_with_upload(
-    endpoint: LocalEndpoint, url: str, declared: Upload, sent: Upload
+    endpoint: LocalEndpoint, url: str, declared: Upload, send: Sender
 ) -> tuple[ChannelClosedError, dict[str, Any]]:
-    """Submit a task declaring ``declared``, then upload ``sent`` as the client would."""
+    """Submit a task declaring ``declared``, then let ``send`` upload when the worker asks."""
     urls, secret = endpoint.relay_urls, endpoint.relay_secret or ""
     answer_id, answer_key = new_channel_id(), new_channel_key()
     answer_tokens = mint_channel_tokens(secret, answer_id, 600)
@@ -267,7 +283,7 @@ async def _run_with_upload(
     async with consumer:
         task = asyncio.wrap_future(endpoint.submit(hpc_worker, request, channel))
         assert decode_piece(await anext(consumer)) == UPLOAD_READY
-        await send_images(urls, upload_id, upload_tokens.producer, upload_key, [sent])
+        await send(urls, upload_id, upload_tokens.producer, upload_key)
         with pytest.raises(ChannelClosedError) as failed:
             async for _ in consumer:
                 pass
@@ -283,7 +299,7 @@ async def test_an_altered_upload_fails_the_digest_check(
     flipped = bytearray(big_png)
     flipped[len(flipped) // 2] ^= 0x01  # one bit, same size
     altered = dataclasses.replace(honest, data=base64.b64encode(bytes(flipped)).decode())
-    error, summary = await _run_with_upload(endpoint, url, honest, altered)
+    error, summary = await _run_with_upload(endpoint, url, honest, uploading(altered))
     assert "does not match the SHA-256 digest" in str(error)
     assert not summary["ok"] and "image upload failed" in summary["error"]
     assert len(received) == before  # nothing reached the backend
@@ -296,7 +312,34 @@ async def test_a_truncated_upload_is_a_clear_error(
     before = len(received)
     honest = _upload_of(big_png)
     cut = dataclasses.replace(honest, data=honest.data[: len(honest.data) // 2])
-    error, summary = await _run_with_upload(endpoint, url, honest, cut)
+    error, summary = await _run_with_upload(endpoint, url, honest, uploading(cut))
     assert "the image upload is truncated" in str(error)
+    assert not summary["ok"]
+    assert len(received) == before
+
+
+async def test_an_upload_frame_altered_in_transit_is_refused(
+    endpoint: LocalEndpoint, backend: tuple[str, list[Received]], big_png: bytes
+) -> None:
+    url, received = backend
+    before = len(received)
+    honest = _upload_of(big_png)
+
+    async def tamper(urls: list[str], channel_id: str, token: str, key: bytes) -> None:
+        # What a hostile relay would forward: the sender's sealed frames, one bit flipped.
+        frames = ChannelSealer(key, channel_id).pack_tokens(honest.chunks())
+        frames[3] = frames[3][:-1] + bytes([frames[3][-1] ^ 1])
+        async with connect(
+            channel_url(urls[0], channel_id, "producer"),
+            additional_headers={"Authorization": f"Bearer {token}"},
+            compression=None,
+            max_size=None,
+        ) as raw:
+            for frame in frames[:5]:
+                await raw.send(frame)
+
+    error, summary = await _run_with_upload(endpoint, url, honest, tamper)
+    assert "image upload failed: RelayIntegrityError" in str(error)
+    assert "failed authentication" in str(error)
     assert not summary["ok"]
     assert len(received) == before
