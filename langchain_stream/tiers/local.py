@@ -211,12 +211,13 @@ class ChatLocal(StreamFirstChatModel):
         deadline = time.monotonic() + timeout_s
         plan = tool_calls.plan_tools(kwargs.get("tools"), kwargs.get("tool_choice"))
         response_format = kwargs.get("response_format")
-        images = _image_count(messages)
+        images = _image_blocks(messages)
         if images and self.projector_path is None:
+            kinds = ", ".join(sorted({repr(kind) for kind in images}))
             raise InvalidRequestError(
-                f"the local tier reads text only: this request has {images} image(s) and the "
-                "model has no vision projector (set projector_path, or a tier's projector, to "
-                "the model's mmproj GGUF)"
+                f"the local tier reads text only: this request has {len(images)} image "
+                f"block(s) ({kinds}) and the model has no vision projector (set "
+                "projector_path, or a tier's projector, to the model's mmproj GGUF)"
             )
         if images and (plan.mode != "none" or response_format):
             raise InvalidRequestError(
@@ -224,7 +225,9 @@ class ChatLocal(StreamFirstChatModel):
             )
         model = self.load(kwargs.get("model"))
         if images:
-            yield from self._vision_chunks(model, messages, images, stop, cancel, deadline, kwargs)
+            yield from self._vision_chunks(
+                model, messages, len(images), stop, cancel, deadline, kwargs
+            )
             return
         prompt, template_stop, added = model.format_prompt(_to_role_content(messages, plan))
         tokens = model.prompt_tokens(prompt, added)
@@ -394,15 +397,15 @@ def _response_format_grammar(response_format: dict[str, Any] | None) -> Any:
 _IMAGE_TOKENS_ESTIMATE = 256
 
 
-def _image_count(messages: Sequence[BaseMessage]) -> int:
-    """Image blocks in the messages' content."""
-    return sum(
-        1
+def _image_blocks(messages: Sequence[BaseMessage]) -> list[str]:
+    """The type of each image block in the messages' content."""
+    return [
+        str(block["type"])
         for message in messages
         if isinstance(message.content, list)
         for block in message.content
         if isinstance(block, dict) and block.get("type") in _IMAGE_BLOCK_TYPES
-    )
+    ]
 
 
 def _inline_images_only(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

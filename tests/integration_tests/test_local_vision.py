@@ -55,7 +55,9 @@ def encoderless_projector(tmp_path: Path) -> Path:
 
 def test_a_text_only_model_refuses_images_before_loading_anything() -> None:
     model = ChatLocal(model_path="/nonexistent/never-loaded.gguf")
-    with pytest.raises(InvalidRequestError, match=r"reads text only.*1 image.*projector"):
+    with pytest.raises(
+        InvalidRequestError, match=r"reads text only.*1 image block\(s\) \('image'\).*projector"
+    ):
         model.invoke(looking_at_an_image())
 
 
