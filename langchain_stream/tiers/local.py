@@ -165,8 +165,11 @@ class ChatLocal(StreamFirstChatModel):
         """
         model = self.load()
         plan = tool_calls.plan_tools(tools, tool_choice) if tools else None
+        images = len(_image_blocks(messages)) if self.projector_path else 0
+        if images:  # the text as the template renders it, and an estimate per image
+            messages = [_without_images(message) for message in messages]
         prompt, _, added = model.format_prompt(_to_role_content(messages, plan))
-        return len(model.prompt_tokens(prompt, added))
+        return len(model.prompt_tokens(prompt, added)) + images * _IMAGE_TOKENS_ESTIMATE
 
     # --- generation --------------------------------------------------------------------------
 
@@ -406,6 +409,17 @@ def _image_blocks(messages: Sequence[BaseMessage]) -> list[str]:
         for block in message.content
         if isinstance(block, dict) and block.get("type") in _IMAGE_BLOCK_TYPES
     ]
+
+
+def _without_images(message: BaseMessage) -> BaseMessage:
+    if not isinstance(message.content, list):
+        return message
+    content = [
+        block
+        for block in message.content
+        if not (isinstance(block, dict) and block.get("type") in _IMAGE_BLOCK_TYPES)
+    ]
+    return message.model_copy(update={"content": content})
 
 
 def _inline_images_only(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

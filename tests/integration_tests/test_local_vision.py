@@ -10,15 +10,12 @@ encoder (written with the ``gguf`` package).
 
 from __future__ import annotations
 
-import base64
-import io
 from pathlib import Path
 
 import gguf
 import numpy as np
 import pytest
 from langchain_core.messages import HumanMessage
-from PIL import Image
 
 from langchain_stream import ChatLocal
 from langchain_stream.config import Settings
@@ -124,9 +121,3 @@ def test_the_hpc_worker_s_text_only_llama_cpp_refuses_images_clearly() -> None:
     assert not summary["ok"]
     assert "llama.cpp model reads text only" in (summary["error"] or "")
     assert "projector" in (summary["error"] or "")
-
-
-def test_the_warm_up_image_is_a_real_png() -> None:
-    png = base64.b64decode(warm_up_image().split(",", 1)[1])
-    with Image.open(io.BytesIO(png)) as image:
-        assert image.size == (16, 16) and image.mode == "L"
