@@ -26,7 +26,7 @@ from PIL import Image
 from websockets.asyncio.client import connect
 
 from langchain_stream.errors import ChannelClosedError, InvalidRequestError
-from langchain_stream.hpc import ChatHPC, LocalEndpoint
+from langchain_stream.hpc import ChatHPC, LocalEndpoint, RelayProcess
 from langchain_stream.hpc.images import (
     GLOBUS_TASK_PAYLOAD_LIMIT_BYTES,
     UPLOAD_URL_PREFIX,
@@ -343,3 +343,36 @@ async def test_an_upload_frame_altered_in_transit_is_refused(
     assert "failed authentication" in str(error)
     assert not summary["ok"]
     assert len(received) == before
+
+
+async def test_a_5_mb_upload_crosses_a_relay_set_with_failover_on(
+    endpoint: LocalEndpoint, backend: tuple[str, list[Received]], big_png: bytes
+) -> None:
+    # With two relays or more, every frame is held until acknowledged (a 1 MiB resend
+    # window): the upload advances at the pace of the worker's ACKs.
+    url, received = backend
+    relays = [RelayProcess(secret="relay-set-secret-for-image-uploads") for _ in range(2)]
+    for relay in relays:
+        relay.start()
+    try:
+        model = vision_hpc(
+            endpoint,
+            url,
+            relay_urls=[relay.url for relay in relays],
+            relay_secret="relay-set-secret-for-image-uploads",
+        )
+        message = HumanMessage(
+            content=[
+                {
+                    "type": "image",
+                    "base64": base64.b64encode(big_png).decode(),
+                    "mime_type": "image/png",
+                }
+            ]
+        )
+        answer = await model.ainvoke([message])
+    finally:
+        for relay in relays:
+            relay.stop()
+    assert received[-1].images[0]["sha256"] == hashlib.sha256(big_png).hexdigest()
+    assert answer.response_metadata["hpc"]["uploaded_images"] == 1
