@@ -404,10 +404,10 @@ class ChatHPC(StreamFirstChatModel):
             key=key.hex(),
             coalesce_s=self.coalesce_s,
         )
-        upload_key = new_channel_key()  # its own key: one key per channel, never shared
-        upload_tokens = None
+        upload_auth: tuple[str, str, bytes] | None = None  # channel id, producer token, key
         if uploads:
-            upload_id = new_channel_id()
+            # A key of its own: two channels' sealers under one key would reuse nonces.
+            upload_id, upload_key = new_channel_id(), new_channel_key()
             upload_tokens = mint_channel_tokens(secret, upload_id, self.token_ttl_s)
             channel["upload"] = UploadSpec(
                 channel_id=upload_id,
@@ -415,6 +415,7 @@ class ChatHPC(StreamFirstChatModel):
                 key=upload_key.hex(),
                 images=[upload.ref for upload in uploads],
             )
+            upload_auth = (upload_id, upload_tokens.producer, upload_key)
         consumer = ConsumerClient(
             urls,
             channel_id,
@@ -459,20 +460,17 @@ class ChatHPC(StreamFirstChatModel):
             task = asyncio.wrap_future(await submitting)
             first = asyncio.ensure_future(anext(consumer))
             outcome = await self._first(first, task, deadline)
-            if uploads:
-                assert upload_tokens is not None
+            if upload_auth is not None:
+                # The worker's first piece says it waits on the upload channel.
                 if (
                     outcome is None
                     or isinstance(outcome, dict)
                     or decode_piece(outcome) != UPLOAD_READY
                 ):
                     raise TierUnavailableError(
-                        "the HPC worker did not ask for the images (an older worker?)", tier=_TIER
+                        "the HPC worker did not ask for the images", tier=_TIER
                     )
-                upload_id = channel["upload"]["channel_id"]
-                await self._upload(
-                    urls, upload_id, upload_tokens.producer, upload_key, uploads, deadline
-                )
+                await self._upload(urls, *upload_auth, uploads, deadline)
                 first = asyncio.ensure_future(anext(consumer))
                 outcome = await self._first(first, task, deadline)
             if isinstance(outcome, dict):  # the worker had no relay and answered in batch mode
