@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from langchain_stream.errors import ConfigurationError
 
@@ -65,6 +73,10 @@ class TierSpec(BaseModel):
     model: str | None = None
     """GGUF path (``llama_cpp``; unset: the embedded model), served model name (``openai``),
     or the HPC backend's model (``hpc``; unset: the endpoint's default)."""
+    projector: str | None = None
+    """The model's vision projector (mmproj) GGUF, with which llama.cpp reads images
+    (``llama_cpp``; ``hpc``: its path on the compute node, for an endpoint running llama.cpp).
+    Declare ``vision`` in ``capabilities`` too, so images are routed to the tier."""
     base_url: str | None = None
     """OpenAI-compatible base URL (``openai``; unset: OpenAI itself)."""
     api_key: SecretStr | None = None
@@ -100,6 +112,14 @@ class TierSpec(BaseModel):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @model_validator(mode="after")
+    def _projector_needs_llama_cpp(self) -> TierSpec:
+        if self.projector is not None and self.kind == "openai":
+            raise ValueError(
+                "projector is for llama_cpp (and hpc) tiers; an openai server has its own"
+            )
+        return self
+
     @property
     def rank(self) -> int:
         """The level as a number: LOW 0, MEDIUM 1, HIGH 2."""
@@ -121,6 +141,7 @@ class TierSpec(BaseModel):
             "kind": self.kind,
             "model": self.model,
             "base_url": self.base_url,
+            "projector": self.projector,
             "level": self.level,
             "privacy": self.privacy,
             "capabilities": sorted(self.capabilities) if self.capabilities is not None else None,

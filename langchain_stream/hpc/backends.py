@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_stream.errors import InvalidRequestError, TierUnavailableError
+from langchain_stream.hpc.images import has_images
 from langchain_stream.hpc.task import BackendSpec, TaskRequest
 
 Event = str | dict[str, Any]
@@ -49,20 +50,54 @@ class LlamaDefaults:
     """Context window; ``None``: the settings' ``local_n_ctx``."""
     n_threads: int | None = None
     """llama.cpp threads; ``None``: the settings' ``local_n_threads``."""
+    projector_path: str | None = None
+    """The default model's vision projector (mmproj) GGUF; ``None``: it reads text only."""
 
 
 _llama_defaults = LlamaDefaults()
 
 
 def configure_llama(
-    model_path: str | None = None, *, n_ctx: int | None = None, n_threads: int | None = None
+    model_path: str | None = None,
+    *,
+    n_ctx: int | None = None,
+    n_threads: int | None = None,
+    projector_path: str | None = None,
 ) -> None:
     """Set this process's llama.cpp defaults (a pool initializer calls it once per process).
 
     Every request then shares one loaded model per file, whatever it asks for otherwise.
     """
     global _llama_defaults
-    _llama_defaults = LlamaDefaults(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads)
+    _llama_defaults = LlamaDefaults(
+        model_path=model_path, n_ctx=n_ctx, n_threads=n_threads, projector_path=projector_path
+    )
+
+
+def check_images(request: TaskRequest) -> None:
+    """Refuse a request with images its backend cannot read, before any image is received.
+
+    An OpenAI-compatible server gets images as ``data:`` URLs and says itself whether its
+    model sees; llama.cpp in the worker reads them only through a vision projector.
+
+    Raises:
+        InvalidRequestError: Images for a llama.cpp backend without a projector.
+    """
+    backend = request.get("backend") or {}
+    if backend.get("url") or not has_images(request.get("messages") or []):
+        return
+    if _projector(backend) is None:
+        raise InvalidRequestError(
+            "the HPC endpoint's llama.cpp model reads text only: this request has images. "
+            "Give the endpoint a vision model and its projector (mmproj GGUF), or a vision "
+            "model server (backend_url)"
+        )
+
+
+def _projector(backend: BackendSpec) -> str | None:
+    if backend.get("model"):  # a model the request names: only its own projector fits it
+        return backend.get("projector")
+    return backend.get("projector") or _llama_defaults.projector_path
 
 
 def preload_llama() -> str:
@@ -179,11 +214,15 @@ def _usage(usage: dict[str, Any]) -> dict[str, int]:
 # --------------------------------------------------------------------------- llama.cpp
 
 
-def _local_model(model_path: str | None, **params: Any) -> Any:
+def _local_model(model_path: str | None, projector: str | None = None, **params: Any) -> Any:
     from langchain_stream.tiers.local import ChatLocal
 
     defaults = _llama_defaults
     settings: dict[str, Any] = {"model_path": model_path or defaults.model_path}
+    # One copy per file: the endpoint's model loads with its projector for text requests too.
+    projector = projector if model_path else projector or defaults.projector_path
+    if projector is not None:
+        settings["projector_path"] = projector
     if defaults.n_ctx is not None:
         settings["n_ctx"] = defaults.n_ctx
     if defaults.n_threads is not None:
@@ -205,11 +244,12 @@ def _stream_llama(
         if params.get(k) is not None
     }
     calls = {k: params[k] for k in ("tools", "tool_choice", "response_format") if k in params}
+    check_images(request)
     try:
         messages = convert_to_messages(request["messages"])
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidRequestError(f"unreadable messages: {exc}") from exc
-    model = _local_model(backend.get("model"), **sampling)
+    model = _local_model(backend.get("model"), backend.get("projector"), **sampling)
     chunks = model.stream(messages, **calls)
     try:
         for chunk in chunks:
@@ -242,6 +282,7 @@ __all__ = [
     "DEFAULT_READ_TIMEOUT_S",
     "Event",
     "LlamaDefaults",
+    "check_images",
     "configure_llama",
     "preload_llama",
     "stream_events",

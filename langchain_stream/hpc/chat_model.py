@@ -11,6 +11,10 @@ when the endpoint is cold or queued, :class:`~langchain_stream.errors.TierUnavai
 when the endpoint, worker, backend or relay fails — so the router falls back to another tier
 before anything reaches the user. Stopping early (sync or async) cancels the channel, which
 stops the worker's backend at its next token, and cancels a task that has not started.
+
+Images (docs/design.md#images-on-the-hpc-tier) must be inline data. Small ones travel in the
+task; larger ones go up the relay on a second channel with a key of their own, once the worker
+says it is ready for them, and the task carries only their sizes and SHA-256 digests.
 """
 
 from __future__ import annotations
@@ -45,14 +49,18 @@ from langchain_stream.hpc.chunks import (
     summary_chunks,
     task_summary,
 )
+from langchain_stream.hpc.images import DEFAULT_IMAGE_LIMITS, ImageLimits, Upload, split_images
 from langchain_stream.hpc.status import ensure_logged_in, globus_status_client, not_ready_reason
 from langchain_stream.hpc.task import (
     TASK_VERSION,
+    UPLOAD_READY,
     ChannelSpec,
     TaskRequest,
     TaskSummary,
+    UploadSpec,
     decode_piece,
 )
+from langchain_stream.hpc.uploads import send_images
 from langchain_stream.hpc.worker import hpc_worker
 from langchain_stream.limits import DEFAULT_TIMEOUTS
 from langchain_stream.llama.embedded import EMBEDDED_MODEL_NAME
@@ -114,6 +122,9 @@ class ChatHPC(StreamFirstChatModel):
     """Secret of the relays, to mint each channel's producer and consumer tokens."""
     model: str | None = Field(default_factory=_settings_value("hpc_model"))
     """Served model name at ``backend_url``, or a GGUF path on the node for llama.cpp."""
+    projector: str | None = None
+    """For llama.cpp on the node: the model's vision projector (mmproj) GGUF, as the node
+    sees it; with it the worker's model reads images."""
     backend_url: str | None = Field(default_factory=_settings_value("hpc_backend_url"))
     """OpenAI-compatible server on the compute node (vLLM), as the node sees it; ``None``:
     llama.cpp in the worker process."""
@@ -156,6 +167,8 @@ class ChatHPC(StreamFirstChatModel):
     the executor's own client, else a ``Client`` made when a Globus login is stored."""
     readiness_timeout_s: float = Field(default=10.0, gt=0)
     """Bound on one readiness check."""
+    image_limits: ImageLimits = Field(default=DEFAULT_IMAGE_LIMITS, exclude=True)
+    """Which images stay inline in the task and which go up the relay, and the bounds on them."""
 
     _default_executor: Executor | None = PrivateAttr(default=None)
     _executor_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -307,6 +320,8 @@ class ChatHPC(StreamFirstChatModel):
         model = kwargs.get("model") or self.model
         if model:
             backend["model"] = model
+        if self.projector and not self.backend_url:
+            backend["projector"] = self.projector
         if self.backend_url:
             backend["url"] = self.backend_url
             if self.api_key is not None:
@@ -321,6 +336,18 @@ class ChatHPC(StreamFirstChatModel):
             params={k: v for k, v in params.items() if v is not None},
             backend=backend,  # type: ignore[typeddict-item]
         )
+
+    def _split_images(self, request: TaskRequest) -> tuple[TaskRequest, list[Upload]]:
+        """The task's request with large images taken out, and those images (the uploads)."""
+        messages, uploads = split_images(request["messages"], self.image_limits)
+        if not uploads and messages is request["messages"]:
+            return request, []
+        return TaskRequest(
+            version=request["version"],
+            messages=messages,
+            params=request["params"],
+            backend=request["backend"],
+        ), uploads
 
     async def _submit(
         self, executor: Executor, request: TaskRequest, channel: ChannelSpec | None
@@ -353,10 +380,16 @@ class ChatHPC(StreamFirstChatModel):
         started = loop.time()
         deadline = started + self.first_token_timeout_s
         end = started + self.timeout if self.timeout is not None else None
-        request = self._request(messages, stop, kwargs)
+        request, uploads = self._split_images(self._request(messages, stop, kwargs))
         # Off the loop: building a Globus executor or starting a local endpoint blocks.
         executor, urls, secret = await asyncio.to_thread(self._prepare)
         if self.mode == "batch" or not urls:
+            if uploads:
+                raise InvalidRequestError(
+                    f"an image of {uploads[0].size:,} bytes is over the HPC task's inline limit "
+                    f"({self.image_limits.inline_max_bytes:,} bytes) and goes up the relay, but "
+                    + ("batch mode uses none" if self.mode == "batch" else "no relay is configured")
+                )
             note = None if self.mode == "batch" else "no relay configured"
             async for chunk in self._abatch(executor, request, deadline, note):
                 yield chunk
@@ -371,6 +404,18 @@ class ChatHPC(StreamFirstChatModel):
             key=key.hex(),
             coalesce_s=self.coalesce_s,
         )
+        upload_auth: tuple[str, str, bytes] | None = None  # channel id, producer token, key
+        if uploads:
+            # A key of its own: two channels' sealers under one key would reuse nonces.
+            upload_id, upload_key = new_channel_id(), new_channel_key()
+            upload_tokens = mint_channel_tokens(secret, upload_id, self.token_ttl_s)
+            channel["upload"] = UploadSpec(
+                channel_id=upload_id,
+                token=upload_tokens.consumer,
+                key=upload_key.hex(),
+                images=[upload.ref for upload in uploads],
+            )
+            upload_auth = (upload_id, upload_tokens.producer, upload_key)
         consumer = ConsumerClient(
             urls,
             channel_id,
@@ -395,7 +440,7 @@ class ChatHPC(StreamFirstChatModel):
                     timeout_s=self.first_token_timeout_s,
                 ) from None
             except RelayUnavailableError as exc:
-                if not self.batch_fallback:
+                if not self.batch_fallback or uploads:
                     raise TierUnavailableError(f"no relay reachable: {exc}", tier=_TIER) from exc
                 # The node most likely cannot reach the relays either; its worker then answers
                 # in batch mode. Only if it streamed (to a relay we cannot reach) is the request
@@ -415,6 +460,19 @@ class ChatHPC(StreamFirstChatModel):
             task = asyncio.wrap_future(await submitting)
             first = asyncio.ensure_future(anext(consumer))
             outcome = await self._first(first, task, deadline)
+            if upload_auth is not None:
+                # The worker's first piece says it waits on the upload channel.
+                if (
+                    outcome is None
+                    or isinstance(outcome, dict)
+                    or decode_piece(outcome) != UPLOAD_READY
+                ):
+                    raise TierUnavailableError(
+                        "the HPC worker did not ask for the images", tier=_TIER
+                    )
+                await self._upload(urls, *upload_auth, uploads, deadline)
+                first = asyncio.ensure_future(anext(consumer))
+                outcome = await self._first(first, task, deadline)
             if isinstance(outcome, dict):  # the worker had no relay and answered in batch mode
                 for chunk in summary_chunks(outcome, self.model_name):
                     yield chunk
@@ -433,15 +491,37 @@ class ChatHPC(StreamFirstChatModel):
                     break
                 pending = [token]
             complete = True
-            yield last_chunk(
-                consumer.usage,
-                metadata,
-                self.model_name,
-                {"mode": "relay", "relay_url": consumer.relay_url},
-            )
+            hpc: dict[str, Any] = {"mode": "relay", "relay_url": consumer.relay_url}
+            if uploads:
+                hpc["uploaded_images"] = len(uploads)
+                hpc["upload_bytes"] = sum(upload.size for upload in uploads)
+            yield last_chunk(consumer.usage, metadata, self.model_name, hpc)
         finally:
             if not complete:
                 await _give_up(consumer, first, task, submitting)
+
+    async def _upload(
+        self,
+        urls: list[str],
+        channel_id: str,
+        token: str,
+        key: bytes,
+        uploads: list[Upload],
+        deadline: float,
+    ) -> None:
+        """Send the images the worker is waiting for, within the first-token deadline."""
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            async with asyncio.timeout(max(remaining, 0.0)):
+                await send_images(urls, channel_id, token, key, uploads)
+        except TimeoutError:
+            raise FirstTokenTimeoutError(
+                f"the images were not uploaded within {self.first_token_timeout_s} s",
+                tier=_TIER,
+                timeout_s=self.first_token_timeout_s,
+            ) from None
+        except RelayError as exc:
+            raise TierUnavailableError(f"the image upload failed: {exc}", tier=_TIER) from exc
 
     async def _first(
         self,

@@ -196,13 +196,17 @@ class RelayProcess:
 
 
 def _init_worker(
-    model_path: str | None, n_ctx: int | None, n_threads: int | None, preload: bool
+    model_path: str | None,
+    n_ctx: int | None,
+    n_threads: int | None,
+    preload: bool,
+    projector_path: str | None = None,
 ) -> None:
     from langchain_stream.hpc.backends import configure_llama, preload_llama
 
     # Import what every task deserializes into now, not during the first request.
     importlib.import_module("langchain_stream.hpc.worker")
-    configure_llama(model_path, n_ctx=n_ctx, n_threads=n_threads)
+    configure_llama(model_path, n_ctx=n_ctx, n_threads=n_threads, projector_path=projector_path)
     if preload:
         try:
             preload_llama()
@@ -258,6 +262,7 @@ class LocalEndpoint(Executor):
         n_threads: llama.cpp threads per worker (``None``: the settings' value, else half the
             logical cores).
         preload: Load the model when each worker starts, so no request pays for it.
+        projector_path: The model's vision projector (mmproj GGUF), so it reads images.
         relay_limits: Fields of :class:`~langchain_stream.relay.limits.RelayLimits`.
     """
 
@@ -272,11 +277,12 @@ class LocalEndpoint(Executor):
         n_threads: int | None = None,
         preload: bool = True,
         relay_limits: dict[str, Any] | None = None,
+        projector_path: str | None = None,
     ) -> None:
         if workers < 1:
             raise ConfigurationError("a local endpoint needs at least one worker")
         self.workers = workers
-        self._worker_args = (model_path, n_ctx, n_threads, preload)
+        self._worker_args = (model_path, n_ctx, n_threads, preload, projector_path)
         self._relay = RelayProcess(relay_secret, **(relay_limits or {})) if relay else None
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()

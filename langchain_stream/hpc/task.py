@@ -13,6 +13,10 @@ On the relay the worker sends the answer as a stream of *pieces*, each one relay
 
 Usage travels in the relay's FINAL frame, which the consumer checks against the frames it
 opened (docs/relay-protocol.md §4.2).
+
+A request with large images (:mod:`~langchain_stream.hpc.images`) also names an *upload
+channel*: the worker joins it as consumer, sends :data:`UPLOAD_READY` as its first piece, and the
+client then sends the images' bytes (docs/design.md#images-on-the-hpc-tier).
 """
 
 from __future__ import annotations
@@ -21,12 +25,17 @@ import json
 from typing import Any, NotRequired, TypedDict
 
 from langchain_stream.errors import RelayProtocolError
+from langchain_stream.hpc.images import ImageRef
 
-TASK_VERSION = 1
-"""Version of the request and summary layout; a worker refuses requests of another version."""
+TASK_VERSION = 2
+"""Version of the request and summary layout; a worker refuses requests of another version.
+Version 2 added image uploads (``ChannelSpec.upload``, ``stream-upload:`` references)."""
 
 CONTROL_PREFIX = "\x00"
 """First character of a control piece on the relay."""
+
+UPLOAD_READY: dict[str, str] = {"upload": "ready"}
+"""The worker's first piece when the task has an upload: it is on the upload channel, send."""
 
 
 class BackendSpec(TypedDict, total=False):
@@ -41,6 +50,8 @@ class BackendSpec(TypedDict, total=False):
     model: str
     api_key: str
     read_timeout_s: float
+    projector: str
+    """For llama.cpp: the model's vision projector (mmproj) GGUF on the node."""
 
 
 class TaskRequest(TypedDict):
@@ -55,6 +66,19 @@ class TaskRequest(TypedDict):
     backend: BackendSpec
 
 
+class UploadSpec(TypedDict):
+    """The channel the client sends the task's large images on; the worker consumes it."""
+
+    channel_id: str
+    token: str
+    """The upload channel's consumer token."""
+    key: str
+    """The upload channel's own AES-256 key, hex-encoded (never the answer channel's: the
+    two channels' sealers would otherwise reuse nonces under one key)."""
+    images: list[ImageRef]
+    """Size, media type and SHA-256 digest of each image, in ``stream-upload:<n>`` order."""
+
+
 class ChannelSpec(TypedDict):
     """Where and how the worker streams: absent for batch mode."""
 
@@ -65,6 +89,8 @@ class ChannelSpec(TypedDict):
     key: str
     """The request's AES-256 key, hex-encoded; fresh for every request."""
     coalesce_s: NotRequired[float]
+    upload: NotRequired[UploadSpec]
+    """Present when images go up the relay instead of inside the task."""
 
 
 class TaskSummary(TypedDict, total=False):
@@ -98,6 +124,9 @@ class TaskSummary(TypedDict, total=False):
     ``finished``) and the derived ``backend_ttft_ms`` and ``duration_ms``."""
     worker: dict[str, Any]
     """``host``, ``pid`` and the package ``version`` that ran the task."""
+    images: dict[str, Any]
+    """When the task had images: ``inline`` and ``uploaded`` counts, ``upload_bytes``
+    received and checked, and ``upload_ms`` from joining the upload channel to the last byte."""
 
 
 def encode_piece(piece: str | dict[str, Any]) -> str:
@@ -131,10 +160,12 @@ def decode_piece(token: str) -> str | dict[str, Any]:
 __all__ = [
     "CONTROL_PREFIX",
     "TASK_VERSION",
+    "UPLOAD_READY",
     "BackendSpec",
     "ChannelSpec",
     "TaskRequest",
     "TaskSummary",
+    "UploadSpec",
     "decode_piece",
     "encode_piece",
 ]

@@ -23,6 +23,11 @@ token; a CANCEL from the consumer (or losing it) stops the backend at its next t
 failure is sent to the consumer as an ERROR frame. If no relay can be reached from the node, the
 worker answers in batch mode instead, so the client still gets the answer through the task
 result.
+
+Images (docs/design.md#images-on-the-hpc-tier): small ones arrive inline in the task; for
+larger ones the task names an upload channel, which the worker joins before calling the
+backend. It reads the images' bytes, checks each against the size and SHA-256 digest the task
+declares, and hands them to the backend as ``data:`` URLs. A worker never fetches an image URL.
 """
 
 from __future__ import annotations
@@ -37,14 +42,17 @@ from collections.abc import Iterator
 from typing import Any
 
 from langchain_stream.errors import RelayError, StreamError
-from langchain_stream.hpc.backends import Event, stream_events
+from langchain_stream.hpc.backends import Event, check_images, stream_events
+from langchain_stream.hpc.images import has_images, image_count, resolve_images
 from langchain_stream.hpc.task import (
     TASK_VERSION,
+    UPLOAD_READY,
     ChannelSpec,
     TaskRequest,
     TaskSummary,
     encode_piece,
 )
+from langchain_stream.hpc.uploads import receive_images
 from langchain_stream.relay.producer import DEFAULT_COALESCE_S, ProducerClient
 
 
@@ -72,8 +80,58 @@ def hpc_worker(request: TaskRequest, channel: ChannelSpec | None = None) -> Task
         )
     cancel = threading.Event()
     if channel is None:
+        try:
+            request = _with_images(request, [], summary)
+        except Exception as exc:  # the task boundary
+            return _finish(summary, error=_describe(exc))
         return _collect(request, cancel, summary)
     return _stream(request, channel, cancel, summary)
+
+
+def _with_images(request: TaskRequest, uploaded: list[str], summary: TaskSummary) -> TaskRequest:
+    """The request with its uploaded images put back; every image checked to be inline data."""
+    messages = request.get("messages")
+    if not isinstance(messages, list) or not has_images(messages):
+        return request
+    resolved = resolve_images(messages, uploaded)
+    summary["images"] = {
+        **summary.get("images", {}),
+        "inline": image_count(messages) - len(uploaded),
+        "uploaded": len(uploaded),
+    }
+    return TaskRequest(
+        version=request["version"],
+        messages=resolved,
+        params=request["params"],
+        backend=request["backend"],
+    )
+
+
+def _receive_uploads(
+    request: TaskRequest,
+    channel: ChannelSpec,
+    producer: ProducerClient,
+    connector: _Connector,
+    summary: TaskSummary,
+) -> TaskRequest:
+    """Join the upload channel, tell the client (the first piece), take and check the images."""
+    upload = channel.get("upload")
+    if upload is None:
+        return _with_images(request, [], summary)
+    check_images(request)  # before any byte is received
+    started = time.monotonic()
+
+    def ready() -> None:
+        if not connector.wait():
+            raise RelayError(f"cannot tell the client to upload: {connector.error}")
+        producer.send(encode_piece(UPLOAD_READY))
+
+    uploaded = receive_images(channel["relay_urls"], upload, ready)
+    resolved = _with_images(request, uploaded, summary)
+    images = summary.setdefault("images", {})
+    images["upload_bytes"] = sum(image["bytes"] for image in upload["images"])
+    images["upload_ms"] = round((time.monotonic() - started) * 1e3, 3)
+    return resolved
 
 
 # --------------------------------------------------------------------------- batch
@@ -151,6 +209,14 @@ def _stream(
         return _finish(summary, error=f"bad channel: {_describe(exc)}")
     connector = _Connector(producer)
     try:
+        try:
+            request = _receive_uploads(request, channel, producer, connector, summary)
+        except Exception as exc:  # the task boundary: report to the consumer and the summary
+            what = "image upload failed" if channel.get("upload") else "bad images"
+            if connector.wait():
+                with contextlib.suppress(RelayError):
+                    producer.fail(f"{what}: {_describe(exc)}")
+            return _finish(summary, error=f"{what}: {_describe(exc)}", producer=producer)
         return _pump(request, producer, connector, cancel, summary)
     finally:
         if connector.wait():

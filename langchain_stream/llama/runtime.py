@@ -30,6 +30,7 @@ from langchain_stream.errors import ModelLoadError, TierUnavailableError
 from langchain_stream.llama.extra_buffers import ExtraBuffersDecision, decide, new_llama
 from langchain_stream.llama.gguf_file import GGUFInfo, check_gguf_file
 from langchain_stream.llama.turns import ModelTurns, Turn, deadline_passed
+from langchain_stream.llama.vision import projector_handler, warm_up_image
 
 if TYPE_CHECKING:
     from llama_cpp import Llama, LlamaGrammar
@@ -60,6 +61,8 @@ class LlamaModel:
     """Whether llama.cpp's extra buffer types are in use, and why."""
     turns: ModelTurns = field(default_factory=ModelTurns)
     """Who runs on the model, one request at a time, lightest first."""
+    projector: Path | None = None
+    """The vision projector (mmproj) GGUF the model reads images with; ``None``: text only."""
     _formatter: Any = None
 
     @property
@@ -172,6 +175,74 @@ class LlamaModel:
         elif out_of_time:
             raise deadline_passed("writing the answer", timeout_s)
 
+    def chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        max_tokens: int | None,
+        temperature: float,
+        stop: list[str],
+        seed: int | None = None,
+        top_p: float = 0.95,
+        repeat_penalty: float = 1.0,
+        stats: GenerationStats | None = None,
+        cancel: threading.Event | None = None,
+        deadline: float | None = None,
+        timeout_s: float | None = None,
+        weight: int = 1,
+    ) -> Iterator[str]:
+        """Yield the answer to OpenAI-style ``messages`` with images, holding a turn.
+
+        The projector's chat handler renders the messages and reads the images; every image
+        must be a ``data:`` URL (the caller checks: llama-cpp-python would fetch a URL).
+
+        Args:
+            weight: The turn's weight, an estimate of the prompt's tokens (images included).
+
+        Raises:
+            ModelLoadError: The model has no projector.
+            TierDeadlineError: The deadline passed.
+        """
+        if self.projector is None:
+            raise ModelLoadError(f"{self.path.name} has no vision projector", path=str(self.path))
+        stats = stats if stats is not None else GenerationStats()
+        with self.turns.take(weight, deadline=deadline, cancel=cancel, timeout_s=timeout_s):
+            if seed is not None:
+                self.llama.set_seed(seed)
+            pieces: Any = iter(())
+            try:
+                # The handler reads the prompt and the images here, before the first token.
+                pieces = self.llama.create_chat_completion(
+                    messages=messages,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    top_p=top_p,
+                    repeat_penalty=repeat_penalty,
+                    stop=stop,
+                    stream=True,
+                )
+                for piece in pieces:
+                    choice = piece["choices"][0]
+                    text = choice["delta"].get("content")
+                    if text:
+                        stats.output_tokens += 1  # one streamed chunk per sampled token
+                        yield text
+                    if choice.get("finish_reason"):
+                        stats.finish_reason = choice["finish_reason"]
+                    if (cancel is not None and cancel.is_set()) or _past(deadline):
+                        break
+            finally:
+                if hasattr(pieces, "close"):
+                    pieces.close()
+                stats.prompt_tokens = max(self.llama.n_tokens - stats.output_tokens, 0)
+                # The cache now holds image embeddings under stale token ids: a text prompt
+                # must not take them for a shared prefix.
+                self.llama.reset()
+        if cancel is not None and cancel.is_set():
+            stats.finish_reason = "cancelled"
+        elif _past(deadline):
+            raise deadline_passed("writing the answer", timeout_s)
+
     def _read_prompt(
         self,
         tokens: list[int],
@@ -218,26 +289,33 @@ def _common_prefix(cached: Any, tokens: list[int]) -> int:
     return common
 
 
-_REGISTRY: dict[tuple[str, int, int], LlamaModel] = {}
+_REGISTRY: dict[tuple[str, int, int, str | None], LlamaModel] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
-def load_model(path: Path, *, n_ctx: int, n_threads: int | None = None) -> LlamaModel:
+def load_model(
+    path: Path, *, n_ctx: int, n_threads: int | None = None, projector: Path | None = None
+) -> LlamaModel:
     """Load (once per process) and warm up the GGUF model at ``path``.
 
+    Args:
+        projector: The model's vision projector (mmproj) GGUF; with it the model reads images.
+
     Raises:
-        ModelLoadError: the file is missing, a directory, not GGUF, truncated or corrupt,
-            llama.cpp rejects it, or llama.cpp crashes on it (found by a child process).
+        ModelLoadError: the file (or the projector) is missing, a directory, not GGUF,
+            truncated or corrupt, llama.cpp rejects it, or llama.cpp crashes on it (found by a
+            child process).
     """
     path = path.expanduser().resolve()
+    projector = projector.expanduser().resolve() if projector is not None else None
     # Half the logical cores, as llama-cpp-python does: llama.cpp's workers spin at their
     # barriers, so leaving a core free keeps the streaming thread from stalling them.
     threads = n_threads or max((os.cpu_count() or 2) // 2, 1)
-    key = (str(path), n_ctx, threads)
+    key = (str(path), n_ctx, threads, str(projector) if projector else None)
     with _REGISTRY_LOCK:
         model = _REGISTRY.get(key)
         if model is None:
-            model = _load_uncached(path, n_ctx=n_ctx, n_threads=threads)
+            model = _load_uncached(path, n_ctx=n_ctx, n_threads=threads, projector=projector)
             _REGISTRY[key] = model
     return model
 
@@ -255,7 +333,9 @@ def extra_buffers_for(info: GGUFInfo) -> ExtraBuffersDecision:
     )
 
 
-def _load_uncached(path: Path, *, n_ctx: int, n_threads: int) -> LlamaModel:
+def _load_uncached(
+    path: Path, *, n_ctx: int, n_threads: int, projector: Path | None = None
+) -> LlamaModel:
     info = check_gguf_file(path)
     try:
         import llama_cpp  # noqa: F401  (a clear error before the probe needs it)
@@ -264,6 +344,9 @@ def _load_uncached(path: Path, *, n_ctx: int, n_threads: int) -> LlamaModel:
             "the local tier needs llama-cpp-python: pip install 'langchain-stream[local]'"
         ) from exc
     extra_buffers = extra_buffers_for(info)
+    vision: dict[str, Any] = {}
+    if projector is not None:
+        vision["chat_handler"] = projector_handler(projector)
     try:
         llama = new_llama(
             path,
@@ -271,6 +354,7 @@ def _load_uncached(path: Path, *, n_ctx: int, n_threads: int) -> LlamaModel:
             n_ctx=n_ctx,
             n_threads=n_threads,
             n_threads_batch=n_threads,
+            **vision,
         )
     except (ValueError, RuntimeError, OSError) as exc:
         raise ModelLoadError(
@@ -285,9 +369,12 @@ def _load_uncached(path: Path, *, n_ctx: int, n_threads: int) -> LlamaModel:
         llama=llama,
         n_ctx=n_ctx,
         extra_buffers=extra_buffers,
+        projector=projector,
         _formatter=_chat_formatter(llama),
     )
     _warm_up(model)
+    if projector is not None:
+        _warm_up_vision(model, projector)
     return model
 
 
@@ -305,6 +392,21 @@ def _chat_formatter(llama: Llama) -> Any:
         bos_token=llama._model.token_get_text(bos_id) if bos_id != -1 else "",
         stop_token_ids=[eos_id],
     )
+
+
+def _warm_up_vision(model: LlamaModel, projector: Path) -> None:
+    """Read one small image, so a projector llama.cpp cannot use fails here, at load."""
+    image = {"type": "image_url", "image_url": {"url": warm_up_image()}}
+    messages = [{"role": "user", "content": [image, {"type": "text", "text": "Hi"}]}]
+    try:
+        for _ in model.chat(messages, max_tokens=1, temperature=0.0, stop=[]):
+            pass
+    except ValueError as exc:  # llama-cpp-python's error for a projector it cannot load
+        model.llama.close()
+        raise ModelLoadError(
+            f"llama.cpp could not use the projector {projector} with {model.path.name}: {exc}",
+            path=str(projector),
+        ) from exc
 
 
 def _warm_up(model: LlamaModel) -> None:

@@ -41,7 +41,7 @@ def build_tier_model(
         fields: dict[str, Any] = {"n_ctx": spec.context_window} if spec.context_window else {}
         if options.timeout_s is not None:
             fields["timeout_s"] = options.timeout_s
-        return ChatLocal(model_path=spec.model, **fields)
+        return ChatLocal(model_path=spec.model, projector_path=spec.projector, **fields)
     if spec.kind == "openai":
         from langchain_stream.tiers.cloud import build_openai_model
 
@@ -64,6 +64,8 @@ def build_tier_model(
             f"the tier {spec.name!r} (kind hpc) needs an endpoint_id or STREAM_HPC_ENDPOINT_ID"
         )
     overrides = {"endpoint_id": endpoint, "model": spec.model or settings.hpc_model, **timeout}
+    if spec.projector:
+        overrides["projector"] = spec.projector
     return ChatHPC.from_settings(settings, **overrides)  # builds its executor on first use
 
 

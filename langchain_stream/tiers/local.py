@@ -17,6 +17,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.utils import convert_to_openai_messages
 from langchain_core.outputs import ChatGenerationChunk
 from pydantic import Field, PrivateAttr
 
@@ -29,6 +30,8 @@ from langchain_stream.tiers import tool_calls
 from langchain_stream.tiers.embedded import embedded_model_path
 
 _TEXT_BLOCK_TYPES = {"text"}
+# LangChain's standard image block and OpenAI's part (with the older LangChain spellings).
+_IMAGE_BLOCK_TYPES = {"image", "image_url", "input_image"}
 # Blocks that restate what ``AIMessage.tool_calls`` already carries.
 _TOOL_BLOCK_TYPES = {"tool_use", "tool_call", "function_call"}
 
@@ -97,6 +100,9 @@ class ChatLocal(StreamFirstChatModel):
     timeout_s: float = Field(default_factory=_default_timeout_s, gt=0)
     """Total deadline of one call, waiting for the model included (``STREAM_TIER_TIMEOUT_S``);
     past it the call raises :class:`~langchain_stream.errors.TierDeadlineError`."""
+    projector_path: str | None = None
+    """The model's vision projector (mmproj) GGUF; with it the model reads images (LangChain's
+    ``image`` blocks and OpenAI's ``image_url`` parts, inline data only). ``None``: text only."""
 
     _model: LlamaModel | None = PrivateAttr(default=None)
     ls_provider: ClassVar[str] = "llama.cpp"
@@ -129,11 +135,17 @@ class ChatLocal(StreamFirstChatModel):
             model_path: another GGUF file to load instead of this model's own (a per-call
                 ``model`` override).
         """
+        projector = Path(self.projector_path) if self.projector_path else None
         if model_path is not None:
-            return load_model(Path(model_path), n_ctx=self.n_ctx, n_threads=self.n_threads)
+            return load_model(
+                Path(model_path), n_ctx=self.n_ctx, n_threads=self.n_threads, projector=projector
+            )
         if self._model is None:
             self._model = load_model(
-                self.resolved_model_path, n_ctx=self.n_ctx, n_threads=self.n_threads
+                self.resolved_model_path,
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                projector=projector,
             )
         return self._model
 
@@ -153,8 +165,11 @@ class ChatLocal(StreamFirstChatModel):
         """
         model = self.load()
         plan = tool_calls.plan_tools(tools, tool_choice) if tools else None
+        images = len(_image_blocks(messages)) if self.projector_path else 0
+        if images:  # the text as the template renders it, and an estimate per image
+            messages = [_without_images(message) for message in messages]
         prompt, _, added = model.format_prompt(_to_role_content(messages, plan))
-        return len(model.prompt_tokens(prompt, added))
+        return len(model.prompt_tokens(prompt, added)) + images * _IMAGE_TOKENS_ESTIMATE
 
     # --- generation --------------------------------------------------------------------------
 
@@ -199,7 +214,24 @@ class ChatLocal(StreamFirstChatModel):
         deadline = time.monotonic() + timeout_s
         plan = tool_calls.plan_tools(kwargs.get("tools"), kwargs.get("tool_choice"))
         response_format = kwargs.get("response_format")
+        images = _image_blocks(messages)
+        if images and self.projector_path is None:
+            kinds = ", ".join(sorted({repr(kind) for kind in images}))
+            raise InvalidRequestError(
+                f"the local tier reads text only: this request has {len(images)} image "
+                f"block(s) ({kinds}) and the model has no vision projector (set "
+                "projector_path, or a tier's projector, to the model's mmproj GGUF)"
+            )
+        if images and (plan.mode != "none" or response_format):
+            raise InvalidRequestError(
+                "the local tier reads images without tools or response_format: ask one or the other"
+            )
         model = self.load(kwargs.get("model"))
+        if images:
+            yield from self._vision_chunks(
+                model, messages, len(images), stop, cancel, deadline, kwargs
+            )
+            return
         prompt, template_stop, added = model.format_prompt(_to_role_content(messages, plan))
         tokens = model.prompt_tokens(prompt, added)
         options: dict[str, Any] = {
@@ -227,8 +259,46 @@ class ChatLocal(StreamFirstChatModel):
             )
         for message_chunk in pieces:
             yield ChatGenerationChunk(message=message_chunk)
-        elapsed = time.perf_counter() - started
-        yield ChatGenerationChunk(
+        yield self._last_chunk(model, stats, time.perf_counter() - started)
+
+    def _vision_chunks(
+        self,
+        model: LlamaModel,
+        messages: list[BaseMessage],
+        images: int,
+        stop: list[str] | None,
+        cancel: threading.Event,
+        deadline: float,
+        kwargs: dict[str, Any],
+    ) -> Iterator[ChatGenerationChunk]:
+        """Answer a request with images through the model's projector."""
+        openai_messages = _inline_images_only(convert_to_openai_messages(messages))
+        stats = GenerationStats()
+        started = time.perf_counter()
+        text_tokens = sum(len(m.text) for m in messages) // 4
+        pieces = model.chat(
+            openai_messages,
+            max_tokens=kwargs.get("max_tokens", self.max_tokens),
+            temperature=kwargs.get("temperature", self.temperature),
+            top_p=kwargs.get("top_p", self.top_p),
+            repeat_penalty=kwargs.get("repeat_penalty", self.repeat_penalty),
+            seed=kwargs.get("seed", self.seed),
+            stop=list(stop or self.stop or []),
+            stats=stats,
+            cancel=cancel,
+            deadline=deadline,
+            timeout_s=kwargs.get("timeout_s", self.timeout_s),
+            # A turn's weight is its prompt: an image is a few hundred tokens once projected.
+            weight=text_tokens + images * _IMAGE_TOKENS_ESTIMATE,
+        )
+        for text in pieces:
+            yield ChatGenerationChunk(message=AIMessageChunk(content=text))
+        yield self._last_chunk(model, stats, time.perf_counter() - started)
+
+    def _last_chunk(
+        self, model: LlamaModel, stats: GenerationStats, elapsed: float
+    ) -> ChatGenerationChunk:
+        return ChatGenerationChunk(
             message=AIMessageChunk(
                 content="",
                 usage_metadata=UsageMetadata(
@@ -325,6 +395,46 @@ def _response_format_grammar(response_format: dict[str, Any] | None) -> Any:
             return LlamaGrammar.from_string(grammar, verbose=False)
         return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
     raise InvalidRequestError(f"unsupported response_format type {response_format.get('type')!r}")
+
+
+_IMAGE_TOKENS_ESTIMATE = 256
+
+
+def _image_blocks(messages: Sequence[BaseMessage]) -> list[str]:
+    """The type of each image block in the messages' content."""
+    return [
+        str(block["type"])
+        for message in messages
+        if isinstance(message.content, list)
+        for block in message.content
+        if isinstance(block, dict) and block.get("type") in _IMAGE_BLOCK_TYPES
+    ]
+
+
+def _without_images(message: BaseMessage) -> BaseMessage:
+    if not isinstance(message.content, list):
+        return message
+    content = [
+        block
+        for block in message.content
+        if not (isinstance(block, dict) and block.get("type") in _IMAGE_BLOCK_TYPES)
+    ]
+    return message.model_copy(update={"content": content})
+
+
+def _inline_images_only(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages, if every image is inline data: llama-cpp-python would fetch a URL."""
+    for message in messages:
+        content = message.get("content")
+        for part in content if isinstance(content, list) else ():
+            if isinstance(part, dict) and part.get("type") == "image_url":
+                url = str((part.get("image_url") or {}).get("url", ""))
+                if not url.startswith("data:image/"):
+                    raise InvalidRequestError(
+                        "the local tier reads inline images only (data:image/...;base64,...), "
+                        f"not {url[:60]!r}"
+                    )
+    return messages
 
 
 def _text_of(content: str | list[Any], role: str) -> str:

@@ -181,3 +181,11 @@ def test_the_graph_has_a_node_per_configured_tier(monkeypatch: pytest.MonkeyPatc
     nodes = build_router_graph().compile().get_graph().nodes
     assert {"laptop", "local", "hpc", "cloud", "route", "fallback"} <= set(nodes)
     assert "gpu-box" in build_router_graph(["gpu-box"]).compile().get_graph().nodes
+
+
+def test_a_projector_belongs_to_llama_cpp_and_hpc_tiers() -> None:
+    local = TierSpec(name="eyes", kind="llama_cpp", projector="/models/mmproj.gguf")
+    assert local.projector == "/models/mmproj.gguf"
+    assert TierSpec(name="hpc-eyes", kind="hpc", projector="/node/mmproj.gguf").projector
+    with pytest.raises(ConfigurationError, match="projector is for llama_cpp"):
+        parse_tier_specs([{"name": "api", "kind": "openai", "model": "m", "projector": "/x.gguf"}])
