@@ -90,7 +90,8 @@ class TierSpec(BaseModel):
     """``institutional``: may receive sensitive data; ``external``: may not."""
     capabilities: frozenset[Capability] | None = None
     """What the tier's model supports; unset means not declared, and routing then assumes
-    it serves any request (the default tiers)."""
+    tools and structured output but not images: most models read text only, and an image
+    sent to one would be lost."""
     context_window: int | None = Field(default=None, ge=256)
     """Tokens of the model's context window; unset: what the model reports."""
     cost_per_million_tokens: TierCost | None = None
@@ -131,8 +132,11 @@ class TierSpec(BaseModel):
         return self.cost_per_million_tokens.blended if self.cost_per_million_tokens else 0.0
 
     def can(self, capability: Capability) -> bool:
-        """Whether the tier serves requests that need ``capability``."""
-        return self.capabilities is None or capability in self.capabilities
+        """Whether the tier serves requests that need ``capability`` (``vision`` only when
+        declared)."""
+        if self.capabilities is None:
+            return capability != "vision"
+        return capability in self.capabilities
 
     def describe(self) -> dict[str, Any]:
         """What ``stream tiers`` prints (never the API key)."""

@@ -49,7 +49,7 @@ from langchain_stream.hpc.chunks import (
     summary_chunks,
     task_summary,
 )
-from langchain_stream.hpc.images import DEFAULT_IMAGE_LIMITS, ImageLimits, Upload, split_images
+from langchain_stream.hpc.images import DEFAULT_IMAGE_TRANSPORT, ImageTransport, Upload, split_images
 from langchain_stream.hpc.status import ensure_logged_in, globus_status_client, not_ready_reason
 from langchain_stream.hpc.task import (
     TASK_VERSION,
@@ -167,7 +167,7 @@ class ChatHPC(StreamFirstChatModel):
     the executor's own client, else a ``Client`` made when a Globus login is stored."""
     readiness_timeout_s: float = Field(default=10.0, gt=0)
     """Bound on one readiness check."""
-    image_limits: ImageLimits = Field(default=DEFAULT_IMAGE_LIMITS, exclude=True)
+    image_limits: ImageTransport = Field(default=DEFAULT_IMAGE_TRANSPORT, exclude=True)
     """Which images stay inline in the task and which go up the relay, and the bounds on them."""
 
     _default_executor: Executor | None = PrivateAttr(default=None)

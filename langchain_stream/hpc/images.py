@@ -3,7 +3,7 @@
 A Globus Compute submission is bounded (about 10 MB for the whole task, see
 :data:`GLOBUS_TASK_PAYLOAD_LIMIT_BYTES`), and what it carries is kept by the Globus service
 until the task runs. So an image stays inline in the task only when it is small
-(:class:`ImageLimits`); a larger one is replaced in the messages by a reference
+(:class:`ImageTransport`); a larger one is replaced in the messages by a reference
 (``stream-upload:<n>``) and its bytes go to the worker through the relay, on a second channel
 sealed with a key of its own; the task carries only its size, media type and SHA-256 digest
 (docs/design.md#images-on-the-hpc-tier).
@@ -43,7 +43,7 @@ _DATA_URL = re.compile(r"^data:(?P<mime>[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+)(?:;[^,;
 
 
 @dataclass(frozen=True, slots=True)
-class ImageLimits:
+class ImageTransport:
     """Bounds on the images of one HPC request, checked by the client and again by the worker."""
 
     inline_max_bytes: int = 128 * _KIB
@@ -71,7 +71,7 @@ class ImageLimits:
                 raise ConfigurationError(f"image limit {name} must be a non-negative integer")
 
 
-DEFAULT_IMAGE_LIMITS = ImageLimits()
+DEFAULT_IMAGE_TRANSPORT = ImageTransport()
 
 
 class ImageRef(TypedDict):
@@ -153,7 +153,7 @@ def has_images(messages: list[dict[str, Any]]) -> bool:
 
 
 def split_images(
-    messages: list[dict[str, Any]], limits: ImageLimits = DEFAULT_IMAGE_LIMITS
+    messages: list[dict[str, Any]], limits: ImageTransport = DEFAULT_IMAGE_TRANSPORT
 ) -> tuple[list[dict[str, Any]], list[Upload]]:
     """Keep small images inline and take the others out for upload (the client's side).
 
@@ -217,7 +217,7 @@ def encoded_length(size: int) -> int:
     return 4 * math.ceil(size / 3)
 
 
-def check_refs(refs: list[ImageRef], limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> int:
+def check_refs(refs: list[ImageRef], limits: ImageTransport = DEFAULT_IMAGE_TRANSPORT) -> int:
     """Check what a task declares it uploads (the worker's side); return the base64 length due.
 
     Raises:
@@ -302,11 +302,11 @@ def resolve_images(messages: list[dict[str, Any]], uploaded: list[str]) -> list[
 
 
 __all__ = [
-    "DEFAULT_IMAGE_LIMITS",
+    "DEFAULT_IMAGE_TRANSPORT",
     "GLOBUS_TASK_PAYLOAD_LIMIT_BYTES",
     "UPLOAD_CHUNK_CHARS",
     "UPLOAD_URL_PREFIX",
-    "ImageLimits",
+    "ImageTransport",
     "ImageRef",
     "Upload",
     "check_refs",

@@ -12,7 +12,7 @@ from langchain_stream.errors import ConfigurationError, InvalidRequestError
 from langchain_stream.hpc.images import (
     UPLOAD_CHUNK_CHARS,
     UPLOAD_URL_PREFIX,
-    ImageLimits,
+    ImageTransport,
     check_refs,
     encoded_length,
     parse_data_url,
@@ -65,7 +65,7 @@ def test_a_small_image_stays_inline_and_a_large_one_is_referenced() -> None:
 
 
 def test_inline_images_share_one_budget() -> None:
-    limits = ImageLimits(inline_max_bytes=1024, inline_total_bytes=2048)
+    limits = ImageTransport(inline_max_bytes=1024, inline_total_bytes=2048)
     task_messages, uploads = split_images([user(*[url_of(SMALL)] * 3)], limits)
     assert urls(task_messages) == [url_of(SMALL), url_of(SMALL), f"{UPLOAD_URL_PREFIX}0"]
     assert len(uploads) == 1
@@ -90,11 +90,11 @@ def test_what_the_hpc_tier_cannot_take_is_a_clear_error(url: str, message: str) 
 
 def test_bounds_on_count_and_size() -> None:
     with pytest.raises(InvalidRequestError, match="at most 2"):
-        split_images([user(*[url_of(SMALL)] * 3)], ImageLimits(max_images=2))
+        split_images([user(*[url_of(SMALL)] * 3)], ImageTransport(max_images=2))
     with pytest.raises(InvalidRequestError, match="per image"):
-        split_images([user(url_of(LARGE))], ImageLimits(max_image_bytes=1000))
+        split_images([user(url_of(LARGE))], ImageTransport(max_image_bytes=1000))
     with pytest.raises(InvalidRequestError, match="bound for one request"):
-        split_images([user(url_of(SMALL), url_of(SMALL))], ImageLimits(max_total_bytes=1500))
+        split_images([user(url_of(SMALL), url_of(SMALL))], ImageTransport(max_total_bytes=1500))
 
 
 def test_base64_with_line_breaks_is_read_and_sent_canonical() -> None:
@@ -107,14 +107,14 @@ def test_base64_with_line_breaks_is_read_and_sent_canonical() -> None:
 
 def test_limits_are_checked_on_creation() -> None:
     with pytest.raises(ConfigurationError):
-        ImageLimits(max_images=-1)
+        ImageTransport(max_images=-1)
 
 
 # --------------------------------------------------------------------------- the worker's side
 
 
 def _uploaded(*images: bytes) -> tuple[list[Any], str]:
-    _, uploads = split_images([user(*[url_of(i) for i in images])], ImageLimits(inline_max_bytes=0))
+    _, uploads = split_images([user(*[url_of(i) for i in images])], ImageTransport(inline_max_bytes=0))
     return [u.ref for u in uploads], "".join(u.data for u in uploads)
 
 
