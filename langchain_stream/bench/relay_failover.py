@@ -49,8 +49,8 @@ BENCH_FAILOVER = FailoverLimits(
     resume_timeout_s=3.0,
     ack_interval_s=0.25,
     ack_timeout_s=0.8,
-    ping_interval_s=1.0,
-    ping_timeout_s=1.0,
+    ping_interval_s=0.25,
+    ping_timeout_s=0.25,
 )
 """Detection tuned for answers that stream (20 tokens/s): a stream silent for 0.8 s, or frames
 unacknowledged for 0.8 s, is a stall; pings (1 s) only watch idle connections. Tighter bounds
