@@ -30,7 +30,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from langchain_stream.bench.stats import machine
+from langchain_stream.bench.stats import machine, tail
 from langchain_stream.errors import ConfigurationError, RelayError, RelayUnavailableError
 from langchain_stream.relay import (
     AsyncProducerClient,
@@ -269,18 +269,7 @@ def _stalls_by_fault(
                 continue
             kinds = [f["fault"] for f in faults if abs(f["at_s"] - (a - t0)) <= 0.3]
             pauses[kinds[0] if kinds else "other"].append(b - a)
-    return {kind: {**_ms(v), "count": len(v)} for kind, v in sorted(pauses.items())}
-
-
-def _ms(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    data = sorted(values)
-
-    def at(q: float) -> float:
-        return round(1000 * data[min(int(q * len(data)), len(data) - 1)], 1)
-
-    return {"p50": at(0.5), "p99": at(0.99), "max": round(1000 * data[-1], 1)}
+    return {kind: {**tail(v, scale=1000), "count": len(v)} for kind, v in sorted(pauses.items())}
 
 
 def _warm() -> None:
@@ -369,7 +358,7 @@ async def _run(
         "relay_kills": sum(1 for f in faults if f["fault"] == "kill"),
         "partitions": sum(1 for f in faults if f["fault"] == "partition"),
         "faults_inside_streams": all(f["at_s"] + 1 < tokens / rate for f in faults),
-        "failover_gap_ms": _ms(gaps),
+        "failover_gap_ms": tail(gaps, scale=1000),
         "failovers": sum(out.failovers for out in outcomes),
         "streams_by_failovers": dict(
             sorted(collections.Counter(out.failovers for out in outcomes).items())
