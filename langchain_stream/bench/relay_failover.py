@@ -52,10 +52,12 @@ BENCH_FAILOVER = FailoverLimits(
     ping_interval_s=0.25,
     ping_timeout_s=0.25,
 )
-"""Detection tuned for answers that stream (20 tokens/s): a stream silent for 0.8 s, or frames
-unacknowledged for 0.8 s, is a stall; pings (1 s) only watch idle connections. Tighter bounds
-notice a stall sooner but, on a busy machine, mistake a late frame for one: each needless move
-costs a relay the channel cannot return to (it ended there)."""
+"""Detection tuned for relays on one machine: a relay silent for 0.25 s is pinged, and one that
+does not answer within 0.25 s more is left, so a stopped relay is noticed within 0.5 s of the
+last thing it sent. The progress and ACK timeouts (0.8 s) are the backstop for a relay that
+answers pings but forwards nothing: tighter, on a busy machine, they would mistake a late frame
+for a stall, and each needless move costs a relay the channel cannot return to (it ended
+there)."""
 
 
 def _free_port(host: str) -> int:
