@@ -49,15 +49,15 @@ BENCH_FAILOVER = FailoverLimits(
     resume_timeout_s=3.0,
     ack_interval_s=0.25,
     ack_timeout_s=0.8,
-    ping_interval_s=0.25,
+    ping_interval_s=0.15,
     ping_timeout_s=0.25,
 )
-"""Detection tuned for relays on one machine: a relay silent for 0.25 s is pinged, and one that
-does not answer within 0.25 s more is left, so a stopped relay is noticed within 0.5 s of the
-last thing it sent. The progress and ACK timeouts (0.8 s) are the backstop for a relay that
-answers pings but forwards nothing: tighter, on a busy machine, they would mistake a late frame
-for a stall, and each needless move costs a relay the channel cannot return to (it ended
-there)."""
+"""Detection tuned for relays on one machine: a relay silent for 0.15 s (three token periods) is
+pinged, and one that does not answer within 0.25 s more is left, so a stopped relay is noticed
+within 0.4 s of the last thing it sent. The progress and ACK timeouts (0.8 s) are the backstop
+for a relay that answers pings but forwards nothing: tighter, on a busy machine, they would
+mistake a late frame for a stall, and each needless move costs a relay the channel cannot
+return to (it ended there)."""
 
 
 def _free_port(host: str) -> int:
