@@ -199,13 +199,20 @@ class RelayLink:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
-    async def close(self) -> None:
-        """Close the current connection. Those left behind by failovers finish closing on their
-        own, each within its close timeout: nobody waits for a dead relay."""
+    async def close(self, *, drain: bool = False) -> None:
+        """Close the current connection.
+
+        Those left behind by failovers finish closing on their own, each within its close
+        timeout; with ``drain``, wait for them too (before stopping the event loop they run on).
+        """
         ws = self.ws
         if ws is not None:
             with contextlib.suppress(Exception):
                 await ws.close()
+        if drain:
+            for task in list(self._closing):
+                with contextlib.suppress(Exception):
+                    await task
 
 
 __all__ = ["RelayLink", "within"]

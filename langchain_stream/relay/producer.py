@@ -436,7 +436,8 @@ class AsyncProducerClient:
         await self._end(lambda: self._sealer.seal_error(message))
 
     async def _shutdown(self) -> None:
-        await self._link.close()
+        # ProducerClient stops its private loop next: nothing may be left running on it.
+        await self._link.close(drain=True)
         current = asyncio.current_task()
         for task in list(self._tasks):
             if task is not current and not task.done():
