@@ -6,6 +6,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -82,13 +83,34 @@ def _reach(spec: TierSpec, settings: Settings) -> str:
     return "; ".join(parts)
 
 
-def _check_relays(settings: Settings) -> str:
+def check_relays(settings: Settings) -> list[HealthRow]:
+    """One row per relay of ``STREAM_RELAY_URLS``, reachable or not: its health check answers,
+    and how fast. The relays are asked at once, so one that hangs costs one probe timeout."""
+    urls = settings.relay_urls
+    if not urls:
+        return []
+    with ThreadPoolExecutor(len(urls)) as pool:
+        return list(pool.map(lambda url: _guarded(f"relay {url}", lambda: _probe_relay(url)), urls))
+
+
+def _probe_relay(url: str) -> str:
+    health = url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
+    health = health.rstrip("/") + "/healthz"
+    started = time.perf_counter()
+    _http_ok(health)
+    return f"{health} answered in {(time.perf_counter() - started) * 1000:.0f} ms"
+
+
+def _check_relays(settings: Settings, rows: list[HealthRow] | None = None) -> str:
+    """The relay set in one line: usable while one relay answers (the channels fail over to
+    it); the rows of :func:`check_relays` say which do not."""
     if settings.relay_secret is None:
         raise ValueError("STREAM_RELAY_URLS is set but STREAM_RELAY_SECRET is not")
-    for url in settings.relay_urls:
-        health = url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
-        _http_ok(health.rstrip("/") + "/healthz")
-    return f"relays healthy: {', '.join(settings.relay_urls)}"
+    rows = check_relays(settings) if rows is None else rows
+    healthy = sum(row.healthy for row in rows)
+    if not healthy:
+        raise OSError("no relay answers: " + "; ".join(f"{r.part}: {r.detail}" for r in rows))
+    return f"{healthy} of {len(rows)} relays healthy"
 
 
 def check_all(settings: Settings) -> list[HealthRow]:
@@ -98,8 +120,15 @@ def check_all(settings: Settings) -> list[HealthRow]:
     endpoint answers); a ``[[tiers]]`` list gets one row per tier from :func:`tier_statuses`.
     """
     rows = [check_judge(settings), check_routing_shares(settings)]
+    relays = check_relays(settings)
     if not settings.tiers:
-        return [*rows, check_local(settings), check_hpc(settings), check_cloud(settings)]
+        return [
+            *rows,
+            check_local(settings),
+            check_hpc(settings, relays),
+            *relays,
+            check_cloud(settings),
+        ]
     for status in tier_statuses(settings):
         rows.append(
             HealthRow(
@@ -109,7 +138,7 @@ def check_all(settings: Settings) -> list[HealthRow]:
                 detail=status.detail,
             )
         )
-    return rows
+    return [*rows, *relays]
 
 
 def _guarded(part: str, check: Callable[[], str]) -> HealthRow:
@@ -173,8 +202,11 @@ def check_local(settings: Settings) -> HealthRow:
     return _guarded("local tier", run)
 
 
-def check_hpc(settings: Settings) -> HealthRow:
-    """The HPC tier: its relays answer their health check and its endpoint is up.
+def check_hpc(settings: Settings, relays: list[HealthRow] | None = None) -> HealthRow:
+    """The HPC tier: one of its relays answers its health check and its endpoint is up.
+
+    ``relays`` are the rows of :func:`check_relays` when already taken (each relay is then
+    asked once).
 
     With ``STREAM_HPC_ENDPOINT_ID=local`` the local endpoint is started and answers a
     one-word request through its relay. For a Globus Compute endpoint, the endpoint's status
@@ -192,7 +224,7 @@ def check_hpc(settings: Settings) -> HealthRow:
     def run() -> str:
         parts = []
         if settings.relay_urls:
-            parts.append(_check_relays(settings))
+            parts.append(_check_relays(settings, relays))
         elif settings.hpc_endpoint_id != "local":
             parts.append("no relay configured: answers come in batch mode (STREAM_RELAY_URLS)")
         if settings.hpc_endpoint_id == "local":

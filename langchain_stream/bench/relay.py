@@ -35,7 +35,7 @@ from typing import Any
 
 from rich.progress import Progress
 
-from langchain_stream.bench.stats import machine, percentiles
+from langchain_stream.bench.stats import machine, tail
 from langchain_stream.hpc.local_endpoint import RelayProcess, serve_control
 
 RELAYS = ("langchain_stream", "streamrelay")
@@ -304,7 +304,6 @@ def _phase(
     received = sum(r["received"] for r in results)
     frames = sum(r["frames"] for r in results)
     hops = [h for r in results for h in r["hops_ms"]]
-    hop = percentiles(hops)
     return {
         "streams": streams,
         "tokens_per_stream": tokens,
@@ -313,7 +312,7 @@ def _phase(
         "relay_cpu_us_per_token": round(cpu_s / max(received, 1) * 1e6, 3),
         "relay_cpu_share": round(cpu_s / wall_s, 3),
         "tokens_per_message": round(received / max(frames, 1), 2),
-        "hop_ms": {"p50": hop.get("p50"), "p99": hop.get("p99")},
+        "hop_ms": tail(hops, 3),
         "lost": sent - received,
         "reordered": sum(r["reordered"] for r in results),
     }

@@ -30,7 +30,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from langchain_stream.bench.stats import machine
+from langchain_stream.bench.stats import machine, tail
 from langchain_stream.errors import ConfigurationError, RelayError, RelayUnavailableError
 from langchain_stream.relay import (
     AsyncProducerClient,
@@ -49,13 +49,15 @@ BENCH_FAILOVER = FailoverLimits(
     resume_timeout_s=3.0,
     ack_interval_s=0.25,
     ack_timeout_s=0.8,
-    ping_interval_s=1.0,
-    ping_timeout_s=1.0,
+    ping_interval_s=0.15,
+    ping_timeout_s=0.25,
 )
-"""Detection tuned for answers that stream (20 tokens/s): a stream silent for 0.8 s, or frames
-unacknowledged for 0.8 s, is a stall; pings (1 s) only watch idle connections. Tighter bounds
-notice a stall sooner but, on a busy machine, mistake a late frame for one: each needless move
-costs a relay the channel cannot return to (it ended there)."""
+"""Detection tuned for relays on one machine: a relay silent for 0.15 s (three token periods) is
+pinged, and one that does not answer within 0.25 s more is left, so a stopped relay is noticed
+within 0.4 s of the last thing it sent. The progress and ACK timeouts (0.8 s) are the backstop
+for a relay that answers pings but forwards nothing: tighter, on a busy machine, they would
+mistake a late frame for a stall, and each needless move costs a relay the channel cannot
+return to (it ended there)."""
 
 
 def _free_port(host: str) -> int:
@@ -269,18 +271,7 @@ def _stalls_by_fault(
                 continue
             kinds = [f["fault"] for f in faults if abs(f["at_s"] - (a - t0)) <= 0.3]
             pauses[kinds[0] if kinds else "other"].append(b - a)
-    return {kind: {**_ms(v), "count": len(v)} for kind, v in sorted(pauses.items())}
-
-
-def _ms(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    data = sorted(values)
-
-    def at(q: float) -> float:
-        return round(1000 * data[min(int(q * len(data)), len(data) - 1)], 1)
-
-    return {"p50": at(0.5), "p99": at(0.99), "max": round(1000 * data[-1], 1)}
+    return {kind: {**tail(v, scale=1000), "count": len(v)} for kind, v in sorted(pauses.items())}
 
 
 def _warm() -> None:
@@ -369,7 +360,7 @@ async def _run(
         "relay_kills": sum(1 for f in faults if f["fault"] == "kill"),
         "partitions": sum(1 for f in faults if f["fault"] == "partition"),
         "faults_inside_streams": all(f["at_s"] + 1 < tokens / rate for f in faults),
-        "failover_gap_ms": _ms(gaps),
+        "failover_gap_ms": tail(gaps, scale=1000),
         "failovers": sum(out.failovers for out in outcomes),
         "streams_by_failovers": dict(
             sorted(collections.Counter(out.failovers for out in outcomes).items())

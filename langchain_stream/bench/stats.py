@@ -22,6 +22,19 @@ def percentiles(values: Sequence[float], digits: int = 3) -> dict[str, float]:
     }
 
 
+def tail(values: Sequence[float], digits: int = 1, scale: float = 1.0) -> dict[str, float]:
+    """p50 / p99 / max of ``values`` times ``scale`` (an empty input gives an empty dict): the
+    shape of a latency's tail, where the worst case is a figure of its own."""
+    if not values:
+        return {}
+    data = np.asarray(values, dtype=float) * scale
+    return {
+        "p50": round(float(np.percentile(data, 50)), digits),
+        "p99": round(float(np.percentile(data, 99)), digits),
+        "max": round(float(data.max()), digits),
+    }
+
+
 def median_ci(
     values: Sequence[float], level: float = 0.95, resamples: int = 2000, digits: int = 3
 ) -> list[float]:

@@ -1,21 +1,20 @@
 """Relay clients: the consumer here; the producers, re-exported, in :mod:`.producer`.
 
-They are thin layers over :mod:`langchain_stream.relay.protocol` (sealing, opening, checks) and
-:mod:`langchain_stream.relay.routing` (relay choice, failover, error mapping) [RP §7, §10].
+They are thin layers over :mod:`langchain_stream.relay.protocol` (sealing, opening, checks),
+:mod:`langchain_stream.relay.link` (the connection to the relay set: dial, pings, failover
+moves) and :mod:`langchain_stream.relay.routing` (relay choice, error mapping) [RP §7, §10].
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
-from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from langchain_stream.errors import (
@@ -23,10 +22,10 @@ from langchain_stream.errors import (
     RelayError,
     RelayProtocolError,
     RelayTimeoutError,
-    RelayUnavailableError,
 )
 from langchain_stream.limits import DEFAULT_TIMEOUTS
 from langchain_stream.relay.failover import AckSchedule, FailoverLimits
+from langchain_stream.relay.link import RelayLink, within
 from langchain_stream.relay.producer import (
     DEFAULT_COALESCE_S,
     DEFAULT_FAILOVER,
@@ -48,10 +47,8 @@ from langchain_stream.relay.routing import (
     DEFAULT_OPEN_TIMEOUT_S,
     channel_url,
     closed_error,
-    dial,
     may_fail_over,
     pick_relays,
-    redial,
 )
 
 logger = logging.getLogger("langchain_stream.relay.client")
@@ -61,14 +58,6 @@ DEFAULT_FIRST_TOKEN_TIMEOUT_S = DEFAULT_TIMEOUTS.first_token_s
 
 DEFAULT_IDLE_TIMEOUT_S = DEFAULT_TIMEOUTS.idle_s
 """Default wait between frames once tokens flow."""
-
-_T = TypeVar("_T")
-
-
-async def _within(awaitable: Awaitable[_T], timeout_s: float | None) -> _T:
-    # asyncio.timeout, unlike wait_for, does not wrap each receive in a new task.
-    async with asyncio.timeout(timeout_s):
-        return await awaitable
 
 
 # ---------------------------------------------------------------------------- consumer
@@ -113,32 +102,32 @@ class ConsumerClient:
         failover: FailoverLimits | None = DEFAULT_FAILOVER,
     ) -> None:
         self.channel_id = channel_id
-        self._urls = relay_urls
-        self._token = token
         self._key = key
         self._first_token_timeout_s = first_token_timeout_s
         self._idle_timeout_s = idle_timeout_s
-        self._open_timeout_s = open_timeout_s
-        self._max_frame_bytes = max_frame_bytes
+        self._link = RelayLink(
+            relay_urls,
+            channel_id,
+            "consumer",
+            token,
+            open_timeout_s=open_timeout_s,
+            max_frame_bytes=max_frame_bytes,
+            failover=failover,
+        )
         # With one relay there is nowhere to go: its ending is the channel's.
-        self._failover = failover if len(pick_relays(relay_urls, channel_id)) > 1 else None
+        self._failover = self._link.failover
         self._opener = ChannelOpener(key, channel_id, max_frame_bytes=max_frame_bytes)
         # One sealer for everything sent back (ACKs and CANCEL): one nonce sequence [RP §3.2].
         self._back = ChannelSealer(key, channel_id, direction=Direction.TO_PRODUCER)
         self._acks = AckSchedule(failover)
-        self._ws: ClientConnection | None = None
+        self._connected = False
         self._ready: deque[str] = deque()
         self._deadline = math.inf
         self._got_frame = False
         self._done = False
         self._error: RelayError | None = None
-        self._closing: set[asyncio.Task[None]] = set()
-        self.relay_url: str | None = None
-        """The relay this consumer is connected to."""
         self.final: FinalEvent | None = None
         """The FINAL frame's contents once the answer is complete."""
-        self.failovers = 0
-        """Times the channel moved to another relay mid-stream."""
         self.duplicates = 0
         """Resent frames dropped because they were already held."""
         self.failover_gaps_s: list[float] = []
@@ -152,15 +141,15 @@ class ConsumerClient:
         """Usage reported in the FINAL frame, or ``None`` before it."""
         return self.final.usage if self.final is not None else None
 
-    def _dial_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {
-            "open_timeout_s": self._open_timeout_s,
-            "max_frame_bytes": self._max_frame_bytes,
-        }
-        if self._failover is not None:
-            options["ping_interval_s"] = self._failover.ping_interval_s
-            options["ping_timeout_s"] = self._failover.ping_timeout_s
-        return options
+    @property
+    def relay_url(self) -> str | None:
+        """The relay this consumer is connected to."""
+        return self._link.relay_url
+
+    @property
+    def failovers(self) -> int:
+        """Times the channel moved to another relay mid-stream."""
+        return self._link.failovers
 
     async def connect(self) -> None:
         """Connect to the channel's relay, failing over in rendezvous order.
@@ -170,11 +159,10 @@ class ConsumerClient:
             RelayLimitError: A relay limit refused the connection.
             RelayUnavailableError: No relay could be reached.
         """
-        if self._ws is not None:
+        if self._connected:
             return
-        self._ws, self.relay_url = await dial(
-            self._urls, self.channel_id, "consumer", self._token, **self._dial_options()
-        )
+        await self._link.connect()
+        self._connected = True
         if self._first_token_timeout_s is not None:
             self._deadline = asyncio.get_running_loop().time() + self._first_token_timeout_s
 
@@ -245,41 +233,48 @@ class ConsumerClient:
 
     async def _send_ack(self) -> None:
         self._acks.sent()
-        if self._ws is not None:
-            with contextlib.suppress(ConnectionClosed):
-                await self._ws.send(self._back.seal_ack(self._opener.next_seq))
+        # An ACK lost with a relay is made good by the next one [RP §13.2].
+        await self._link.send(self._back.seal_ack(self._opener.next_seq))
 
     def _wait_bound(self, now: float) -> tuple[float | None, str]:
         """How long the next receive may wait, and what its expiry means."""
+        bounds: list[tuple[float | None, str]] = []
         if not self._got_frame:
             timeout_s = None if self._deadline == math.inf else max(self._deadline - now, 0.0)
-            return timeout_s, "first-token"
-        if self._failover is None:
-            return self._idle_timeout_s, "idle"
-        # On a relay just failed over to, give the producer time to notice and come too.
-        limit_s = (
-            self._failover.resume_timeout_s
-            if self._gap_from is not None
-            else self._failover.progress_timeout_s
-        )
-        progress_s = max(self._last_frame_at + limit_s - now, 0.0)
-        ack_s = self._acks.due_in(now)
-        if ack_s is not None and ack_s < progress_s:
-            return ack_s, "ack"
-        return progress_s, "progress"
+            bounds.append((timeout_s, "first-token"))
+        elif self._failover is None:
+            bounds.append((self._idle_timeout_s, "idle"))
+        else:
+            # On a relay just failed over to, give the producer time to notice and come too.
+            limit_s = (
+                self._failover.resume_timeout_s
+                if self._gap_from is not None
+                else self._failover.progress_timeout_s
+            )
+            bounds.append((max(self._last_frame_at + limit_s - now, 0.0), "progress"))
+            bounds.append((self._acks.due_in(now), "ack"))
+        bounds.append((self._link.ping_due_in(now), "ping"))
+        timed = [bound for bound in bounds if bound[0] is not None]
+        return min(timed, key=lambda bound: bound[0] or 0.0) if timed else bounds[0]
 
     async def _receive(self) -> bytes | None:
         """The next frame, or ``None`` when the relay is lost and failover may resume."""
-        if self._ws is None:
+        if not self._connected:
             raise RuntimeError("call connect() before iterating")
         loop = asyncio.get_running_loop()
         while True:
+            ws = self._link.ws
+            assert ws is not None
+            if not await self._link.check(loop.time()):
+                return None  # a ping went unanswered: the relay is gone [RP §13.5]
             timeout_s, which = self._wait_bound(loop.time())
             try:
-                frame = await _within(self._ws.recv(), timeout_s)
+                frame = await within(ws.recv(), timeout_s)
             except TimeoutError:
                 if which == "ack":
                     await self._send_ack()
+                    continue
+                if which == "ping":
                     continue
                 if which == "progress":
                     return None  # a stalled relay [RP §13.5]
@@ -295,6 +290,7 @@ class ConsumerClient:
                 if self._failover is not None and may_fail_over(exc):
                     return None
                 raise closed_error(exc, self.channel_id) from None
+            self._link.heard(loop.time())
             if type(frame) is not bytes:
                 raise RelayProtocolError(
                     "text message on a binary channel", channel_id=self.channel_id
@@ -307,32 +303,9 @@ class ConsumerClient:
         Raises:
             RelayUnavailableError: No other relay could be reached, or too many failovers.
         """
-        assert self._failover is not None
-        lost, old = self.relay_url, self._ws
-        if self.failovers >= self._failover.max_failovers:
-            raise RelayUnavailableError(
-                f"channel {self.channel_id[:8]}: gave up after {self.failovers} failovers",
-                channel_id=self.channel_id,
-            )
-        self.failovers += 1
         if self._gap_from is None:
             self._gap_from = self._last_frame_at if self._got_frame else None
-        if old is not None:
-            # A stopped relay may never answer a close: do not wait for it.
-            task = asyncio.create_task(old.close())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-        logger.info("channel %s: relay %s lost, failing over", self.channel_id[:8], lost)
-        self._ws = None
-        self._ws, self.relay_url = await redial(
-            self._urls,
-            self.channel_id,
-            "consumer",
-            self._token,
-            lost=lost,
-            within_s=self._failover.resume_timeout_s,
-            **self._dial_options(),
-        )
+        await self._link.move()
         self._opener.resync()
         self._last_frame_at = asyncio.get_running_loop().time()
         await self._send_ack()  # where to resume; lost harmlessly if the producer is not there
@@ -346,9 +319,8 @@ class ConsumerClient:
 
         Does nothing once the answer is complete or the channel has failed; iteration ends.
         """
-        if self._ws is not None and not self._done and self._error is None:
-            with contextlib.suppress(ConnectionClosed):
-                await self._ws.send(self._back.seal_cancel(reason))
+        if self._connected and not self._done and self._error is None:
+            await self._link.send(self._back.seal_cancel(reason))
         self._done = True
         await self._close()
 
@@ -358,9 +330,7 @@ class ConsumerClient:
         await self._close()
 
     async def _close(self) -> None:
-        if self._ws is not None:
-            with contextlib.suppress(Exception):
-                await self._ws.close()
+        await self._link.close()
 
     async def close(self) -> None:
         """Disconnect; same as :meth:`cancel` if the answer is not complete."""

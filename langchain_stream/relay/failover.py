@@ -1,8 +1,10 @@
-"""Mid-stream failover, the pure parts: the producer's resend window and the consumer's ACKs.
+"""Mid-stream failover, the pure parts: the producer's resend window, the consumer's ACKs, and
+when each side pings its relay.
 
 No asyncio and no I/O: time comes from the caller, so every rule is tested with bytes and a fake
 clock. The clients move a channel to the next relay of its rendezvous order when a relay dies or
-stalls; this module decides what is resent and when the consumer acknowledges [RP §13].
+stalls; this module decides what is resent, when the consumer acknowledges, and when a relay
+that sends nothing is gone [RP §13].
 """
 
 from __future__ import annotations
@@ -48,12 +50,18 @@ class FailoverLimits:
     """On a relay just failed over to, how long each side waits for the other before moving on:
     longer than the other side's detection, so the two do not chase each other."""
 
-    ping_interval_s: float | None = 1.0
-    """WebSocket ping interval on each data connection (``None``: no pings)."""
+    ping_interval_s: float | None = 0.5
+    """A side pings its relay once the relay has sent it nothing (no frame, no pong) for this
+    long (``None``: no pings; only the progress and ACK timeouts notice a stopped relay)."""
 
-    ping_timeout_s: float | None = 1.0
-    """A ping unanswered this long closes the connection: a dead relay is noticed within
-    ``ping_interval_s + ping_timeout_s``."""
+    ping_timeout_s: float | None = 0.5
+    """A ping unanswered this long means the relay is gone: the side moves on at once, without
+    waiting for the connection to close (``None``: no pings either). A relay that stops is
+    noticed within ``ping_interval_s + ping_timeout_s`` of the last thing it sent."""
+
+    dial_timeout_s: float = 2.0
+    """Bound on each connection attempt while failing over: a stopped relay accepts TCP and never
+    answers the handshake, so waiting on it longer only delays the move to the next one."""
 
     max_failovers: int = 8
     """Failovers one channel may make before the side gives up."""
@@ -73,6 +81,14 @@ class FailoverLimits:
             )
         if self.ack_interval_s >= self.ack_timeout_s:
             raise ConfigurationError("failover ack_interval_s must be below ack_timeout_s")
+
+    @property
+    def ping_bound_s(self) -> float | None:
+        """How long after the last thing a stopped relay sent a side notices it by ping
+        (``None``: no pings)."""
+        if self.ping_interval_s is None or self.ping_timeout_s is None:
+            return None
+        return self.ping_interval_s + self.ping_timeout_s
 
 
 class ResendWindow:
@@ -106,6 +122,15 @@ class ResendWindow:
     def acked(self) -> int:
         """Every frame below this sequence number is acknowledged."""
         return self._acked
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next frame held will have."""
+        return self._next_seq
+
+    def frames_from(self, seq: int) -> list[bytes]:
+        """The frames held with sequence number ``seq`` or above, oldest first."""
+        return [frame for s, frame in self._frames if s >= seq]
 
     def room_for(self, size: int) -> bool:
         """Whether a frame of ``size`` bytes may be added now."""
@@ -201,4 +226,55 @@ class AckSchedule:
         self._pending = 0
 
 
-__all__ = ["AckSchedule", "FailoverLimits", "ResendWindow"]
+class PingSchedule:
+    """When a side pings its relay, and when the relay is gone [RP §13.5].
+
+    Anything the relay sends (a frame, a pong) shows it alive. After ``ping_interval_s`` without
+    any, the side pings; if the relay still sends nothing ``ping_timeout_s`` after the ping, it
+    is gone. So pings go out only on a quiet connection, and a stopped relay is noticed within
+    ``ping_interval_s + ping_timeout_s`` of the last thing it sent, whatever the traffic.
+    """
+
+    def __init__(self, limits: FailoverLimits | None, now: float) -> None:
+        limits = limits or FailoverLimits()
+        on = limits.ping_bound_s is not None
+        self._interval_s = limits.ping_interval_s if on else None
+        self._timeout_s = limits.ping_timeout_s if on else None
+        self._heard_at = now
+        self._pinged_at: float | None = None
+
+    def heard(self, now: float) -> None:
+        """The relay sent something: it is alive, and an outstanding ping is answered."""
+        self._heard_at = max(self._heard_at, now)
+        self._pinged_at = None
+
+    def ping_due(self, now: float) -> bool:
+        """Whether to send a ping now."""
+        return (
+            self._interval_s is not None
+            and self._pinged_at is None
+            and now - self._heard_at >= self._interval_s
+        )
+
+    def pinged(self, now: float) -> None:
+        """A ping went out."""
+        self._pinged_at = now
+
+    def lost(self, now: float) -> bool:
+        """Whether a ping went unanswered for ``ping_timeout_s``: the relay is gone."""
+        return (
+            self._pinged_at is not None
+            and self._timeout_s is not None
+            and now - self._pinged_at >= self._timeout_s
+        )
+
+    def due_in(self, now: float) -> float | None:
+        """Seconds until a ping is due or an unanswered one expires (``None``: no pings)."""
+        if self._interval_s is None or self._timeout_s is None:
+            return None
+        if self._pinged_at is not None:
+            return max(self._pinged_at + self._timeout_s - now, 0.0)
+        return max(self._heard_at + self._interval_s - now, 0.0)
+
+
+__all__ = ["AckSchedule", "FailoverLimits", "PingSchedule", "ResendWindow"]

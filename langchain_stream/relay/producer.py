@@ -28,6 +28,7 @@ from langchain_stream.errors import (
     RelayUnavailableError,
 )
 from langchain_stream.relay.failover import FailoverLimits, ResendWindow
+from langchain_stream.relay.link import RelayLink, within
 from langchain_stream.relay.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
     AckEvent,
@@ -38,14 +39,7 @@ from langchain_stream.relay.protocol import (
     Direction,
     parse_header,
 )
-from langchain_stream.relay.routing import (
-    DEFAULT_OPEN_TIMEOUT_S,
-    closed_error,
-    dial,
-    may_fail_over,
-    pick_relays,
-    redial,
-)
+from langchain_stream.relay.routing import DEFAULT_OPEN_TIMEOUT_S, closed_error, may_fail_over
 
 logger = logging.getLogger("langchain_stream.relay.producer")
 
@@ -56,11 +50,6 @@ DEFAULT_FAILOVER = FailoverLimits()
 """Failover is on by default, with the documented bounds [RP §13.5]."""
 
 _T = TypeVar("_T")
-
-
-async def _within(awaitable: Awaitable[_T], timeout_s: float | None) -> _T:
-    async with asyncio.timeout(timeout_s):
-        return await awaitable
 
 
 class AsyncProducerClient:
@@ -105,20 +94,27 @@ class AsyncProducerClient:
         failover: FailoverLimits | None = DEFAULT_FAILOVER,
     ) -> None:
         self.channel_id = channel_id
-        self._urls = relay_urls
-        self._token = token
         self._sealer = ChannelSealer(key, channel_id, max_frame_bytes=max_frame_bytes)
         self._opener = ChannelOpener(key, channel_id, direction=Direction.TO_PRODUCER)
         self._coalesce_s = coalesce_s
-        self._open_timeout_s = open_timeout_s
-        self._max_frame_bytes = max_frame_bytes
         self._on_cancel = on_cancel
+        self._link = RelayLink(
+            relay_urls,
+            channel_id,
+            "producer",
+            token,
+            open_timeout_s=open_timeout_s,
+            max_frame_bytes=max_frame_bytes,
+            failover=failover,
+        )
         # With one relay there is nowhere to go: its ending is the channel's.
-        self._failover = failover if len(pick_relays(relay_urls, channel_id)) > 1 else None
+        self._failover = self._link.failover
         self._window = ResendWindow(failover) if self._failover is not None else None
         self._acked = asyncio.Event()
         self._relinking = asyncio.Lock()
-        self._ws: ClientConnection | None = None
+        # While moving to another relay, frames sealed wait in the window for the resend.
+        self._moving = False
+        self._connected = False
         self._queue: list[str] = []
         self._wake = asyncio.Event()
         self._closing = False
@@ -130,12 +126,8 @@ class AsyncProducerClient:
         self._terminal_sent = False
         self.cancel_reason: str | None = None
         """Why the channel was cancelled (consumer CANCEL, consumer gone, relay lost)."""
-        self.relay_url: str | None = None
-        """The relay this producer is connected to."""
         self.frames_sent = 0
         """DATA frames with tokens sent so far (fewer than tokens when coalescing)."""
-        self.failovers = 0
-        """Times the channel moved to another relay mid-stream."""
         self.resent_frames = 0
         """Frames sent again after failovers."""
 
@@ -143,6 +135,16 @@ class AsyncProducerClient:
     def cancelled(self) -> bool:
         """Whether the worker should stop: the consumer cancelled or nobody can read any more."""
         return self._cancelled.is_set()
+
+    @property
+    def relay_url(self) -> str | None:
+        """The relay this producer is connected to."""
+        return self._link.relay_url
+
+    @property
+    def failovers(self) -> int:
+        """Times the channel moved to another relay mid-stream."""
+        return self._link.failovers
 
     @property
     def unacked_bytes(self) -> int:
@@ -158,16 +160,6 @@ class AsyncProducerClient:
         """The terminal frame went out and the consumer acknowledged everything."""
         return self._terminal_sent and (self._window is None or not len(self._window))
 
-    def _dial_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {
-            "open_timeout_s": self._open_timeout_s,
-            "max_frame_bytes": self._max_frame_bytes,
-        }
-        if self._failover is not None:
-            options["ping_interval_s"] = self._failover.ping_interval_s
-            options["ping_timeout_s"] = self._failover.ping_timeout_s
-        return options
-
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
@@ -181,12 +173,11 @@ class AsyncProducerClient:
             RelayAuthError: The relay refused the token.
             RelayUnavailableError: No relay could be reached.
         """
-        if self._ws is not None:
+        if self._connected:
             return
-        self._ws, self.relay_url = await dial(
-            self._urls, self.channel_id, "producer", self._token, **self._dial_options()
-        )
-        self._spawn(self._receive_loop(self._ws))
+        ws = await self._link.connect()
+        self._connected = True
+        self._spawn(self._receive_loop(ws))
         self._sender = self._spawn(self._send_loop())
 
     def send(self, token: str) -> None:
@@ -244,14 +235,22 @@ class AsyncProducerClient:
         next relay if this one is lost (the resend carries this frame too)."""
         window = self._window
         if window is None:
-            assert self._ws is not None
-            await self._ws.send(frame)
+            assert self._link.ws is not None
+            await self._link.ws.send(frame)
             return
         while not window.room_for(len(frame)):
             await self._wait_for_ack()
         window.push(parse_header(frame).seq, frame, asyncio.get_running_loop().time())
-        ws = self._ws
-        assert ws is not None
+        ws = self._link.ws
+        if self._moving or ws is None:
+            # The resend on the next relay carries this frame; the relay being left would hold
+            # the send until its close completes. Wait for the move to end, and fail with it.
+            async with self._relinking:
+                if self._link.ws is None:
+                    raise self._lost or RelayUnavailableError(
+                        "the channel found no relay to go on with", channel_id=self.channel_id
+                    )
+            return
         try:
             await ws.send(frame)
         except ConnectionClosed:
@@ -263,7 +262,7 @@ class AsyncProducerClient:
         if self._lost is not None or self._cancelled.is_set():
             raise self._lost or ChannelClosedError("channel cancelled", channel_id=self.channel_id)
         self._acked.clear()
-        ws = self._ws
+        ws = self._link.ws
         try:
             async with asyncio.timeout(self._failover.ack_timeout_s):
                 await self._acked.wait()
@@ -279,38 +278,35 @@ class AsyncProducerClient:
         Raises:
             RelayUnavailableError: No other relay took the channel, or too many failovers.
         """
-        assert self._window is not None
-        assert self._failover is not None
         async with self._relinking:
-            while self._ws is lost_ws and not self._cancelled.is_set() and not self._settled:
-                if self.failovers >= self._failover.max_failovers:
-                    raise RelayUnavailableError(
-                        f"channel {self.channel_id[:8]}: gave up after {self.failovers} failovers",
-                        channel_id=self.channel_id,
-                    )
-                self.failovers += 1
-                lost = self.relay_url
-                logger.info("channel %s: relay %s lost, failing over", self.channel_id[:8], lost)
-                self._spawn(lost_ws.close())  # a stopped relay may never answer: do not wait
-                ws, self.relay_url = await redial(
-                    self._urls,
-                    self.channel_id,
-                    "producer",
-                    self._token,
-                    lost=lost,
-                    within_s=self._failover.resume_timeout_s,
-                    **self._dial_options(),
-                )
-                self._ws = ws
-                self._spawn(self._receive_loop(ws))
-                frames = self._window.resend(asyncio.get_running_loop().time())
-                try:
-                    for frame in frames:
-                        await ws.send(frame)
-                except ConnectionClosed:
-                    lost_ws = ws  # this one went too: on to the next
-                    continue
-                self.resent_frames += len(frames)
+            try:
+                while (
+                    self._link.ws is lost_ws and not self._cancelled.is_set() and not self._settled
+                ):
+                    self._moving = True
+                    ws = await self._link.move()
+                    self._spawn(self._receive_loop(ws))
+                    try:
+                        self.resent_frames += await self._resend(ws)
+                    except ConnectionClosed:
+                        lost_ws = ws  # this one went too: on to the next
+            finally:
+                self._moving = False
+
+    async def _resend(self, ws: ClientConnection) -> int:
+        """Send the window on a new relay, oldest first, with the frames sealed meanwhile;
+        return how many went out. The sender resumes once nothing is left to catch up."""
+        window = self._window
+        assert window is not None
+        frames = window.resend(asyncio.get_running_loop().time())
+        count = 0
+        while frames:
+            mark = window.next_seq
+            for frame in frames:
+                await ws.send(frame)
+            count += len(frames)
+            frames = window.frames_from(mark)
+        return count
 
     async def _receive_loop(self, ws: ClientConnection) -> None:
         window = self._window
@@ -318,13 +314,18 @@ class AsyncProducerClient:
         check_s = self._failover.ack_timeout_s / 4 if self._failover is not None else None
         loop = asyncio.get_running_loop()
         try:
-            while True:
+            while self._link.ws is ws:
+                if not await self._link.check(loop.time()):
+                    break  # a ping went unanswered: the relay is gone [RP §13.5]
+                ping_s = self._link.ping_due_in(loop.time())
+                wait_s = check_s if ping_s is None or check_s is None else min(check_s, ping_s)
                 try:
-                    frame = await _within(ws.recv(), check_s)
+                    frame = await within(ws.recv(), wait_s)
                 except TimeoutError:
                     if window is not None and window.stalled(loop.time()):
                         break  # frames wait and no ACK comes: a stalled relay [RP §13.5]
                     continue
+                self._link.heard(loop.time())
                 event = self._opener.open(frame)  # type: ignore[arg-type]
                 if isinstance(event, AckEvent):
                     if window is not None:
@@ -334,7 +335,7 @@ class AsyncProducerClient:
                     self._consumer_left = True
                     self._set_cancelled(f"consumer cancelled: {event.reason}")
         except ConnectionClosed as exc:
-            if self._ws is not ws or self._settled:
+            if self._link.ws is not ws or self._settled:
                 return  # a relay this channel already left, or the consumer holds everything
             if window is not None and not self._consumer_left and may_fail_over(exc):
                 try:
@@ -354,6 +355,8 @@ class AsyncProducerClient:
             self._lose(exc)
             await ws.close()
             return
+        if self._link.ws is not ws:
+            return  # the channel left this relay already
         try:
             await self._relink(ws)
         except RelayError as error:
@@ -384,7 +387,7 @@ class AsyncProducerClient:
             return
         self._closing = True
         self._wake.set()
-        if self._ws is None:
+        if not self._connected:
             raise RuntimeError("call connect() first")
         try:
             if self._sender is not None:
@@ -433,9 +436,8 @@ class AsyncProducerClient:
         await self._end(lambda: self._sealer.seal_error(message))
 
     async def _shutdown(self) -> None:
-        if self._ws is not None:
-            with contextlib.suppress(Exception):
-                await self._ws.close()
+        # ProducerClient stops its private loop next: nothing may be left running on it.
+        await self._link.close(drain=True)
         current = asyncio.current_task()
         for task in list(self._tasks):
             if task is not current and not task.done():
@@ -445,7 +447,7 @@ class AsyncProducerClient:
 
     async def close(self) -> None:
         """Disconnect; if neither :meth:`finish` nor :meth:`fail` ran, send ERROR first."""
-        if not self._closing and self._ws is not None:
+        if not self._closing and self._connected:
             with contextlib.suppress(RelayError):
                 await self.fail("producer closed without finishing")
         else:

@@ -8,6 +8,7 @@ on loopback and every loop is bounded.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -161,8 +162,14 @@ def _restart(dead: RelayProcess) -> RelayProcess:
 
 
 async def test_stopped_relay_is_noticed_by_ping_within_the_bound(relay_set: RelaySet) -> None:
-    """SIGSTOP: the relay's sockets stay open but nothing moves, not even pongs."""
-    stream = Stream(relay_set.urls)
+    """SIGSTOP: the relay's sockets stay open but nothing moves, not even pongs. The progress
+    and ACK timeouts are long here, so only the pings can notice it in time."""
+    by_ping = dataclasses.replace(
+        FAST, progress_timeout_s=8 * UNIT_S, ack_timeout_s=8 * UNIT_S, resume_timeout_s=10 * UNIT_S
+    )
+    bound_s = by_ping.ping_bound_s
+    assert bound_s is not None and bound_s + 2 * UNIT_S < by_ping.progress_timeout_s
+    stream = Stream(relay_set.urls, failover=by_ping)
     first = stream.order[0]
     try:
         got = await stream.run(
@@ -171,12 +178,31 @@ async def test_stopped_relay_is_noticed_by_ping_within_the_bound(relay_set: Rela
     finally:
         relay_set.signal(first, signal.SIGCONT)
     assert got == [f"<{i}>" for i in range(60)]
+    # One move each: the producer does not hang on the relay it left, so the stream does not
+    # stall again on the next one.
+    assert stream.consumer.failovers == 1 and stream.producer.failovers == 1
     [gap] = stream.consumer.failover_gaps_s
-    # A ping, its timeout and the (bounded) close, or the progress timeout, whichever fires
-    # first; plus the reconnection and slack for a loaded machine.
-    assert FAST.ping_interval_s is not None and FAST.ping_timeout_s is not None
-    by_ping = FAST.ping_interval_s + 2 * FAST.ping_timeout_s
-    assert gap < min(by_ping, FAST.progress_timeout_s) + 2 * UNIT_S
+    # Silence for ping_interval_s, a ping unanswered for ping_timeout_s, then at once the next
+    # relay (no wait for the stopped one's close); slack for the reconnection on a busy machine.
+    assert gap < bound_s + 2 * UNIT_S
+
+
+async def test_a_stopped_relay_next_in_line_costs_one_dial_timeout(relay_set: RelaySet) -> None:
+    """The relay a channel fails over to is itself stopped: each side gives up on it after
+    ``dial_timeout_s`` and meets the other on the third relay."""
+    limits = dataclasses.replace(FAST, dial_timeout_s=2 * UNIT_S)
+    stream = Stream(relay_set.urls, failover=limits)
+    first, second, third = stream.order
+    relay_set.signal(second, signal.SIGSTOP)
+    try:
+        got = await stream.run(120, 0.005, after=40, fault=lambda: relay_set.kill(first))
+    finally:
+        relay_set.signal(second, signal.SIGCONT)
+        relay_set.relays[first] = _restart(relay_set.relays.pop(first))
+    assert got == [f"<{i}>" for i in range(120)]
+    assert stream.consumer.relay_url == third == stream.producer.relay_url
+    [gap] = stream.consumer.failover_gaps_s
+    assert limits.dial_timeout_s <= gap < limits.dial_timeout_s + 2 * UNIT_S
 
 
 async def test_stalled_relay_is_noticed_by_progress_and_ack_timeouts(relay_set: RelaySet) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from langchain_stream.bench.stats import median_ci
+from langchain_stream.bench.stats import median_ci, tail
 
 
 def test_the_interval_holds_the_median_and_is_reproducible() -> None:
@@ -23,3 +23,9 @@ def test_more_samples_give_a_narrower_interval() -> None:
 
 def test_no_values_no_interval() -> None:
     assert median_ci([]) == []
+
+
+def test_the_tail_is_p50_p99_and_the_worst_case_scaled() -> None:
+    gaps_s = [0.1 * i for i in range(1, 101)]  # 0.1 s .. 10 s
+    assert tail(gaps_s, scale=1000) == {"p50": 5050.0, "p99": 9901.0, "max": 10000.0}
+    assert tail([]) == {}

@@ -1,4 +1,5 @@
-"""Mid-stream failover in the protocol core, fed bytes only: resend window, ACKs, duplicates."""
+"""Mid-stream failover in the protocol core, fed bytes and a fake clock only: resend window,
+ACKs, pings, duplicates."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ from langchain_stream.errors import (
     RelayLimitError,
     RelayProtocolError,
 )
-from langchain_stream.relay.failover import AckSchedule, FailoverLimits, ResendWindow
+from langchain_stream.relay.failover import (
+    AckSchedule,
+    FailoverLimits,
+    PingSchedule,
+    ResendWindow,
+)
 from langchain_stream.relay.protocol import (
     AckEvent,
     ChannelOpener,
@@ -278,3 +284,54 @@ def test_limits_are_checked() -> None:
     with pytest.raises(ConfigurationError, match="heartbeat_s must be below"):
         FailoverLimits(heartbeat_s=5.0, progress_timeout_s=3.0)
     assert FailoverLimits(ping_interval_s=None).ping_interval_s is None
+
+
+def test_a_relay_that_stops_is_lost_within_the_ping_bound() -> None:
+    limits = FailoverLimits(ping_interval_s=0.25, ping_timeout_s=0.25)
+    assert limits.ping_bound_s == 0.5
+    pings = PingSchedule(limits, now=0.0)
+    # Frames keep arriving: the connection is never quiet, so no ping goes out.
+    for t in (0.1, 0.2, 0.3, 0.4):
+        pings.heard(t)
+        assert not pings.ping_due(t) and not pings.lost(t)
+    assert pings.due_in(0.4) == pytest.approx(0.25)
+    # The relay stops after its frame at 0.4: a ping at 0.65, and at 0.9 it is gone.
+    assert not pings.ping_due(0.6)
+    assert pings.ping_due(0.65)
+    pings.pinged(0.65)
+    assert not pings.ping_due(0.7)  # one ping at a time
+    assert pings.due_in(0.7) == pytest.approx(0.2)
+    assert not pings.lost(0.85)
+    assert pings.lost(0.9)  # = the last frame + ping_bound_s
+
+
+def test_a_pong_or_any_frame_answers_the_ping() -> None:
+    pings = PingSchedule(FailoverLimits(ping_interval_s=0.25, ping_timeout_s=0.25), now=0.0)
+    pings.pinged(0.25)
+    pings.heard(0.4)  # the pong
+    assert not pings.lost(0.6) and not pings.ping_due(0.6)
+    assert pings.ping_due(0.65)
+    pings.heard(0.3)  # late news of an older frame does not move the clock back
+    assert pings.ping_due(0.65)
+
+
+def test_without_pings_nothing_is_sent_and_nothing_is_lost() -> None:
+    for limits in (FailoverLimits(ping_interval_s=None), FailoverLimits(ping_timeout_s=None)):
+        assert limits.ping_bound_s is None
+        pings = PingSchedule(limits, now=0.0)
+        assert pings.due_in(100.0) is None
+        assert not pings.ping_due(100.0) and not pings.lost(100.0)
+
+
+def test_the_window_hands_over_the_frames_sealed_during_a_move(channel: Channel) -> None:
+    window = ResendWindow()
+    sealer, held = produce(channel, ["a", "b"], window)
+    assert window.resend(now=1.0) == held
+    mark = window.next_seq
+    sealed = []
+    for token in ("c", "d"):  # sealed while the resend went out
+        seq = sealer.seq
+        sealed.append(sealer.seal_token(token))
+        window.push(seq, sealed[-1], now=1.0)
+    assert window.frames_from(mark) == sealed
+    assert window.frames_from(window.next_seq) == []
