@@ -49,7 +49,12 @@ from langchain_stream.hpc.chunks import (
     summary_chunks,
     task_summary,
 )
-from langchain_stream.hpc.images import DEFAULT_IMAGE_TRANSPORT, ImageTransport, Upload, split_images
+from langchain_stream.hpc.images import (
+    DEFAULT_IMAGE_TRANSPORT,
+    ImageTransport,
+    Upload,
+    split_images,
+)
 from langchain_stream.hpc.status import ensure_logged_in, globus_status_client, not_ready_reason
 from langchain_stream.hpc.task import (
     TASK_VERSION,

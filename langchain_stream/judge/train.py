@@ -352,9 +352,7 @@ def compare(data_dir: str | Path = DATA_DIR, seed: int = 0) -> dict[str, dict]:
         "hashed+encoder": (DEFAULT_CONFIG, C, DENSE_SCALE),
     }
     return {
-        name: evaluate_cross_author(
-            items, config=cfg, c=c, scale=scale, encoder=encoder, seed=seed
-        )
+        name: evaluate_cross_author(items, config=cfg, c=c, scale=scale, encoder=encoder, seed=seed)
         for name, (cfg, c, scale) in options.items()
     }
 

@@ -114,7 +114,9 @@ def test_limits_are_checked_on_creation() -> None:
 
 
 def _uploaded(*images: bytes) -> tuple[list[Any], str]:
-    _, uploads = split_images([user(*[url_of(i) for i in images])], ImageTransport(inline_max_bytes=0))
+    _, uploads = split_images(
+        [user(*[url_of(i) for i in images])], ImageTransport(inline_max_bytes=0)
+    )
     return [u.ref for u in uploads], "".join(u.data for u in uploads)
 
 
