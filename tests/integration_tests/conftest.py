@@ -8,6 +8,8 @@ import pytest
 
 from langchain_stream import ChatLocal
 from tests.integration_tests.postgres import PostgresServer, postgres_bin_dir
+from tests.integration_tests.standard_images import StandardImage, serve_standard_image
+from tests.integration_tests.vision_server import VisionServer
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +39,19 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_url(postgres_server: PostgresServer) -> str:
     """The SQLAlchemy URL of a fresh database on the session's PostgreSQL."""
     return postgres_server.create_database()
+
+
+@pytest.fixture(scope="module")
+def vision_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VisionServer]:
+    """The loopback vision server (vision_server.py) for the module: a vision tier."""
+    server = VisionServer(tmp_path_factory.mktemp("vision"))
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def standard_image(monkeypatch: pytest.MonkeyPatch) -> Iterator[StandardImage]:
+    """The standard image tests' fetch from raw.githubusercontent.com, answered offline with a
+    real PNG (standard_images.py)."""
+    with serve_standard_image(monkeypatch) as image:
+        yield image

@@ -1,4 +1,5 @@
-"""langchain-tests' standard integration suites on the real embedded model, tools included."""
+"""langchain-tests' standard integration suites on the real embedded model, tools included; the
+router's image tests on a vision tier, the loopback vision server (vision_server.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ from langchain_core.language_models import BaseChatModel
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from langchain_stream import ChatLocal, StreamChatModel
+from langchain_stream.config import get_settings
+from tests.integration_tests.cloud_server import CLOUD_KEY
+from tests.integration_tests.standard_images import StandardImage
+from tests.integration_tests.vision_server import MODEL as VISION_MODEL
+from tests.integration_tests.vision_server import VisionServer
 
 # Small answers keep the suites quick on two cores; grammar-constrained calls stay complete.
 PARAMS = {"max_tokens": 96, "temperature": 0.0}
@@ -20,6 +26,9 @@ AUTO_TOOL_REASON = "the embedded 135M model rarely chooses a tool under tool_cho
 
 
 class TestChatLocalIntegration(ChatModelIntegrationTests):
+    # supports_image_inputs stays off: the embedded SmolLM2 reads text only, and no vision GGUF
+    # (model and projector) small enough for the tests is installed (test_local_vision.py).
+
     @property
     def chat_model_class(self) -> type[BaseChatModel]:
         return ChatLocal
@@ -90,3 +99,65 @@ class TestStreamChatModelIntegration(ChatModelIntegrationTests):
     @pytest.mark.parametrize("schema_type", ["pydantic", "typeddict", "json_schema"])
     async def test_structured_output_async(self, model: BaseChatModel, schema_type: str) -> None:
         await super().test_structured_output_async(model, schema_type)
+
+    # Images. The suite's model answers on the embedded text model, which is never sent an
+    # image; the image tests give the same model a vision tier: the cloud tier on the loopback
+    # vision server, which decodes each image it receives. The image is the standard tests'
+    # own fetch, answered offline with a real PNG (standard_images.py).
+
+    @property
+    def supports_image_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_image_urls(self) -> bool:
+        # A linked image is passed on unfetched: the tier fetches it (docs/tiers.md#images).
+        return True
+
+    @property
+    def supports_image_tool_message(self) -> bool:
+        return True
+
+    @pytest.fixture
+    def vision_model(
+        self, vision_server: VisionServer, monkeypatch: pytest.MonkeyPatch
+    ) -> BaseChatModel:
+        """The suite's model with the cloud tier on the loopback vision server."""
+        # An image cannot be scanned for sensitive data: it may go to the cloud tier only when
+        # the deployment allows it (docs/tiers.md#images).
+        monkeypatch.setenv("STREAM_UNSCANNABLE_CONTENT", "cloud")
+        get_settings.cache_clear()
+        return self.chat_model_class(
+            **self.chat_model_params,
+            cloud_model=VISION_MODEL,
+            cloud_base_url=vision_server.url,
+            api_key=CLOUD_KEY,
+        )
+
+    def test_image_inputs(  # type: ignore[override]
+        self,
+        vision_model: BaseChatModel,
+        vision_server: VisionServer,
+        standard_image: StandardImage,
+    ) -> None:
+        before = len(vision_server.received())
+        super().test_image_inputs(vision_model)
+        # OpenAI's image_url part, the standard base64 block, the standard URL block: each
+        # reached the vision tier, the inline ones byte for byte, the link as given.
+        (url,) = set(standard_image.fetched)
+        inline = [standard_image.as_received()]
+        received = [request["images"] for request in vision_server.received()[before:]]
+        assert received == [inline, inline, [{"url": url}]]
+
+    def test_image_tool_message(  # type: ignore[override]
+        self,
+        vision_model: BaseChatModel,
+        vision_server: VisionServer,
+        standard_image: StandardImage,
+    ) -> None:
+        before = len(vision_server.received())
+        super().test_image_tool_message(vision_model)
+        # The tool's image (OpenAI's part, then the standard block) reached the vision tier.
+        inline = [standard_image.as_received()]
+        received = [request["images"] for request in vision_server.received()[before:]]
+        assert received == [inline, inline]
