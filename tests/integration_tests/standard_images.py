@@ -80,3 +80,17 @@ def serve_standard_image(monkeypatch: pytest.MonkeyPatch) -> Iterator[StandardIm
 
         monkeypatch.setattr(httpx, "get", get)
         yield image
+
+
+def expected_images(test: str, image: StandardImage) -> list[list[dict[str, Any]]] | None:
+    """The images a vision server should have received, request by request, during the
+    standard test named ``test``; ``None`` for a test that sends none."""
+    inline = [image.as_received()]
+    if test == "test_image_inputs":
+        # OpenAI's image_url part, the standard base64 block, the standard URL block: the
+        # inline ones byte for byte, the link as given (the tier fetches it).
+        (url,) = set(image.fetched)
+        return [inline, inline, [{"url": url}]]
+    if test == "test_image_tool_message":
+        return [inline, inline]  # the tool's image: OpenAI's part, then the standard block
+    return None

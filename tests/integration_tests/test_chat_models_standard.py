@@ -1,7 +1,10 @@
-"""langchain-tests' standard integration suites on the real embedded model, tools included; the
-router's image tests on a vision tier, the loopback vision server (vision_server.py)."""
+"""langchain-tests' standard integration suites on the real embedded model, tools included, and
+on the router with a vision tier, the loopback vision server (vision_server.py)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from langchain_core.language_models import BaseChatModel
@@ -10,7 +13,7 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_stream import ChatLocal, StreamChatModel
 from langchain_stream.config import get_settings
 from tests.integration_tests.cloud_server import CLOUD_KEY
-from tests.integration_tests.standard_images import StandardImage
+from tests.integration_tests.standard_images import StandardImage, expected_images
 from tests.integration_tests.vision_server import MODEL as VISION_MODEL
 from tests.integration_tests.vision_server import VisionServer
 
@@ -60,6 +63,9 @@ NESTED_RUN_REASON = "the tier's chat-model run is the router run's child: two ch
 
 
 class TestStreamChatModelIntegration(ChatModelIntegrationTests):
+    """The default tiers: the local one only, on the embedded text model (no image flags: no
+    tier reads images; TestStreamChatModelVisionIntegration adds one)."""
+
     @property
     def chat_model_class(self) -> type[BaseChatModel]:
         return StreamChatModel
@@ -100,10 +106,13 @@ class TestStreamChatModelIntegration(ChatModelIntegrationTests):
     async def test_structured_output_async(self, model: BaseChatModel, schema_type: str) -> None:
         await super().test_structured_output_async(model, schema_type)
 
-    # Images. The suite's model answers on the embedded text model, which is never sent an
-    # image; the image tests give the same model a vision tier: the cloud tier on the loopback
-    # vision server, which decodes each image it receives. The image is the standard tests'
-    # own fetch, answered offline with a real PNG (standard_images.py).
+
+class TestStreamChatModelVisionIntegration(TestStreamChatModelIntegration):
+    """The router with a tier that reads images: a deployment whose ``[[tiers]]`` are the
+    embedded text model and a vision server on loopback (vision_server.py, which decodes each
+    image it receives). Text goes to the text model, as in the suite above; images go to the
+    vision tier. The image is the standard tests' own fetch, answered offline with a real PNG
+    (standard_images.py)."""
 
     @property
     def supports_image_inputs(self) -> bool:
@@ -118,46 +127,43 @@ class TestStreamChatModelIntegration(ChatModelIntegrationTests):
     def supports_image_tool_message(self) -> bool:
         return True
 
-    @pytest.fixture
-    def vision_model(
-        self, vision_server: VisionServer, monkeypatch: pytest.MonkeyPatch
-    ) -> BaseChatModel:
-        """The suite's model with the cloud tier on the loopback vision server."""
-        # An image cannot be scanned for sensitive data: it may go to the cloud tier only when
-        # the deployment allows it (docs/tiers.md#images).
-        monkeypatch.setenv("STREAM_UNSCANNABLE_CONTENT", "cloud")
-        get_settings.cache_clear()
-        return self.chat_model_class(
-            **self.chat_model_params,
-            cloud_model=VISION_MODEL,
-            cloud_base_url=vision_server.url,
-            api_key=CLOUD_KEY,
+    @pytest.fixture(autouse=True)
+    def _vision_deployment(
+        self,
+        request: pytest.FixtureRequest,
+        vision_server: VisionServer,
+        standard_image: StandardImage,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> Iterator[None]:
+        # Both tiers HIGH and free: text goes to the first listed, the text model; a request
+        # with images only to the tier that declares vision. The vision tier declares tools
+        # too, so the standard image-in-a-tool-message test may reach it (its server ignores
+        # the tools and describes the images).
+        config = tmp_path / "stream.toml"
+        config.write_text(
+            f"""
+[[tiers]]
+name = "laptop"
+kind = "llama_cpp"
+level = "HIGH"
+capabilities = ["tools", "structured_output"]
+
+[[tiers]]
+name = "gpu-box"
+kind = "openai"
+base_url = "{vision_server.url}"
+api_key = "{CLOUD_KEY}"
+model = "{VISION_MODEL}"
+level = "HIGH"
+capabilities = ["tools", "vision"]
+"""
         )
-
-    def test_image_inputs(  # type: ignore[override]
-        self,
-        vision_model: BaseChatModel,
-        vision_server: VisionServer,
-        standard_image: StandardImage,
-    ) -> None:
+        monkeypatch.setenv("STREAM_CONFIG", str(config))
+        get_settings.cache_clear()
         before = len(vision_server.received())
-        super().test_image_inputs(vision_model)
-        # OpenAI's image_url part, the standard base64 block, the standard URL block: each
-        # reached the vision tier, the inline ones byte for byte, the link as given.
-        (url,) = set(standard_image.fetched)
-        inline = [standard_image.as_received()]
-        received = [request["images"] for request in vision_server.received()[before:]]
-        assert received == [inline, inline, [{"url": url}]]
-
-    def test_image_tool_message(  # type: ignore[override]
-        self,
-        vision_model: BaseChatModel,
-        vision_server: VisionServer,
-        standard_image: StandardImage,
-    ) -> None:
-        before = len(vision_server.received())
-        super().test_image_tool_message(vision_model)
-        # The tool's image (OpenAI's part, then the standard block) reached the vision tier.
-        inline = [standard_image.as_received()]
-        received = [request["images"] for request in vision_server.received()[before:]]
-        assert received == [inline, inline]
+        yield
+        received = [r["images"] for r in vision_server.received()[before:]]
+        # The standard image tests assert only that the call succeeds: here, that each image
+        # reached the vision tier whole, and that text never did.
+        assert received == (expected_images(request.node.originalname, standard_image) or [])

@@ -27,9 +27,6 @@ from langchain_stream.server import KeyStore, create_app
 from langchain_stream.tiers.cloud import build_cloud_model
 from tests.conftest import TIME_UNIT_S
 from tests.integration_tests.cloud_server import CLOUD_KEY, CloudServer, free_port
-from tests.integration_tests.standard_images import StandardImage
-from tests.integration_tests.vision_server import MODEL as VISION_MODEL
-from tests.integration_tests.vision_server import VisionServer
 
 SERVER_KEY = "sk-served-" + "6" * 32
 MODEL = "gpt-4o-mini"  # llama.cpp's server answers with its one model whatever the name
@@ -101,62 +98,6 @@ class TestCloudTierIntegration(ChatModelIntegrationTests):
     @pytest.mark.xfail(reason="llama.cpp's server streams no usage", strict=False)
     def test_usage_metadata_streaming(self, model: BaseChatModel) -> None:
         super().test_usage_metadata_streaming(model)
-
-    # Images. llama.cpp's server here runs the embedded text model; the image tests point the
-    # same tier at the loopback vision server instead, which decodes each image it receives.
-    # The image is the standard tests' own fetch, answered offline with a real PNG
-    # (standard_images.py).
-
-    @property
-    def supports_image_inputs(self) -> bool:
-        return True
-
-    @property
-    def supports_image_urls(self) -> bool:
-        return True  # the link goes to the API, which fetches it
-
-    @property
-    def supports_image_tool_message(self) -> bool:
-        return True
-
-    @pytest.fixture
-    def vision_model(self, vision_server: VisionServer) -> BaseChatModel:
-        """The suite's model on the loopback vision server."""
-        return self.chat_model_class(
-            **{
-                **self.chat_model_params,
-                "model": VISION_MODEL,
-                "base_url": vision_server.url,
-                "http_async_client": own_http_client(),
-            }
-        )
-
-    def test_image_inputs(  # type: ignore[override]
-        self,
-        vision_model: BaseChatModel,
-        vision_server: VisionServer,
-        standard_image: StandardImage,
-    ) -> None:
-        before = len(vision_server.received())
-        super().test_image_inputs(vision_model)
-        # OpenAI's image_url part, the standard base64 block, the standard URL block: each
-        # reached the API, the inline ones byte for byte, the link as given.
-        (url,) = set(standard_image.fetched)
-        inline = [standard_image.as_received()]
-        received = [request["images"] for request in vision_server.received()[before:]]
-        assert received == [inline, inline, [{"url": url}]]
-
-    def test_image_tool_message(  # type: ignore[override]
-        self,
-        vision_model: BaseChatModel,
-        vision_server: VisionServer,
-        standard_image: StandardImage,
-    ) -> None:
-        before = len(vision_server.received())
-        super().test_image_tool_message(vision_model)
-        inline = [standard_image.as_received()]
-        received = [request["images"] for request in vision_server.received()[before:]]
-        assert received == [inline, inline]
 
 
 def test_the_length_limit_reaches_a_compatible_server_as_max_tokens() -> None:

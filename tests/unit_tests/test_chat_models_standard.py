@@ -53,21 +53,6 @@ class TestStreamChatModelUnit(ChatModelUnitTests):
     def supports_model_override(self) -> bool:
         return False
 
-    # Images: declared as in the integration suite, whose image tests run this model with a
-    # vision tier (tests/integration_tests/test_chat_models_standard.py); langchain-tests
-    # 1.1.9's unit suite runs no test on them.
-    @property
-    def supports_image_inputs(self) -> bool:
-        return True
-
-    @property
-    def supports_image_urls(self) -> bool:
-        return True
-
-    @property
-    def supports_image_tool_message(self) -> bool:
-        return True
-
 
 class TestCloudTierUnit(ChatModelUnitTests):
     """The cloud tier's ChatOpenAI as ``stream serve`` builds it for a compatible server."""
@@ -82,18 +67,3 @@ class TestCloudTierUnit(ChatModelUnitTests):
     @property
     def chat_model_params(self) -> dict:
         return {"model": "m", "base_url": "http://127.0.0.1:9/v1", "api_key": "k"}
-
-    # Images: declared as in the integration suite, whose image tests run this model on a
-    # vision server (tests/integration_tests/test_cloud_tier.py); langchain-tests
-    # 1.1.9's unit suite runs no test on them.
-    @property
-    def supports_image_inputs(self) -> bool:
-        return True
-
-    @property
-    def supports_image_urls(self) -> bool:
-        return True
-
-    @property
-    def supports_image_tool_message(self) -> bool:
-        return True
