@@ -27,10 +27,14 @@ from langchain_stream.server import KeyStore, create_app
 from langchain_stream.tiers.cloud import build_cloud_model
 from tests.conftest import TIME_UNIT_S
 from tests.integration_tests.cloud_server import CLOUD_KEY, CloudServer, free_port
+from tests.integration_tests.standard_images import StandardImage, expected_images
+from tests.integration_tests.vision_server import MODEL as VISION_MODEL
+from tests.integration_tests.vision_server import VisionServer
 
 SERVER_KEY = "sk-served-" + "6" * 32
 MODEL = "gpt-4o-mini"  # llama.cpp's server answers with its one model whatever the name
 _server: CloudServer | None = None
+_vision: VisionServer | None = None  # TestCloudTierVisionIntegration's server, while it runs
 
 
 def own_http_client() -> openai.DefaultAsyncHttpxClient:
@@ -98,6 +102,47 @@ class TestCloudTierIntegration(ChatModelIntegrationTests):
     @pytest.mark.xfail(reason="llama.cpp's server streams no usage", strict=False)
     def test_usage_metadata_streaming(self, model: BaseChatModel) -> None:
         super().test_usage_metadata_streaming(model)
+
+
+class TestCloudTierVisionIntegration(TestCloudTierIntegration):
+    """The same tier on a server that reads images: the loopback vision server
+    (vision_server.py), which decodes each image it receives and answers by describing what it
+    received. The image is the standard tests' own fetch, answered offline with a real PNG
+    (standard_images.py)."""
+
+    @property
+    def chat_model_params(self) -> dict:
+        assert _vision is not None, "the vision server starts with the class's fixture"
+        return {**super().chat_model_params, "model": VISION_MODEL, "base_url": _vision.url}
+
+    @property
+    def supports_image_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_image_urls(self) -> bool:
+        return True  # the link goes to the API, which fetches it
+
+    @property
+    def supports_image_tool_message(self) -> bool:
+        return True
+
+    @pytest.fixture(autouse=True)
+    def _vision_api(
+        self,
+        request: pytest.FixtureRequest,
+        vision_server: VisionServer,
+        standard_image: StandardImage,
+    ) -> Iterator[None]:
+        global _vision
+        _vision = vision_server
+        before = len(vision_server.received())
+        yield
+        # The standard image tests assert only that the call succeeds: here, that each image
+        # reached the API whole.
+        expected = expected_images(request.node.originalname, standard_image)
+        if expected is not None:
+            assert [r["images"] for r in vision_server.received()[before:]] == expected
 
 
 def test_the_length_limit_reaches_a_compatible_server_as_max_tokens() -> None:
