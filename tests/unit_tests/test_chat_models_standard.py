@@ -1,4 +1,8 @@
-"""langchain-tests' standard unit suites for ChatLocal and StreamChatModel (no model is loaded)."""
+"""langchain-tests' standard unit suites for ChatLocal and StreamChatModel (no model is loaded).
+
+The image flags are set in the integration suites only, where the image tests run on a vision
+tier (docs/tiers.md#images): langchain-tests 1.1.9's unit suite runs no test on them.
+"""
 
 from __future__ import annotations
 
