@@ -281,7 +281,8 @@ def _one_blas_thread() -> Any:
 
     A query is a few dozen tokens: OpenBLAS's worker threads cost more to wake than the product
     itself, and they spin while they wait. On a 2-core EPYC under load a judgment took 133 ms
-    (p50) with them and 26 ms on one thread; unloaded, one thread is no slower.
+    (p50; p90 712 ms) with them and 26 ms (p90 31 ms) on one thread; idle, 6-7 ms with them and
+    8-9 ms on one thread, at about half the CPU time.
     """
     global _BLAS
     if _BLAS is None:  # after numpy's import, so its BLAS is among the libraries found
