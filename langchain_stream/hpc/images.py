@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from langchain_stream.errors import ConfigurationError, InvalidRequestError
+from langchain_stream.images import compact_base64, decode_base64
 
 _KIB = 1024
 _MIB = 1024 * _KIB
@@ -116,9 +117,8 @@ def parse_data_url(url: str) -> tuple[str, bytes]:
     mime = match["mime"].lower()
     if not mime.startswith("image/"):
         raise InvalidRequestError(f"an image block carries {mime!r} data, not an image")
-    payload = "".join(url[match.end() :].split())  # line breaks inside base64 are common
     try:
-        data = base64.b64decode(payload, validate=True)
+        data = decode_base64(compact_base64(url[match.end() :]))
     except (binascii.Error, ValueError):
         raise InvalidRequestError(f"an {mime} image is not valid base64") from None
     if not data:
@@ -266,7 +266,7 @@ def unpack_upload(text: str, refs: list[ImageRef]) -> list[str]:
         piece = text[offset : offset + encoded_length(ref["bytes"])]
         offset += len(piece)
         try:
-            data = base64.b64decode(piece, validate=True)
+            data = decode_base64(piece)
         except (binascii.Error, ValueError):
             raise InvalidRequestError(f"uploaded image {number} is not valid base64") from None
         if len(data) != ref["bytes"] or hashlib.sha256(data).hexdigest() != ref["sha256"]:
