@@ -33,8 +33,22 @@ if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
 
 
-IMAGE_BLOCK_TYPES = frozenset({"image", "image_url"})
-"""Content block types that carry an image."""
+IMAGE_BLOCK_TYPES = frozenset({"image", "image_url", "input_image"})
+"""Content block types that carry an image (``input_image`` is counted, then refused: see
+:func:`responses_image_error`)."""
+
+
+def responses_image_error(where: str) -> InvalidRequestError:
+    """The error for OpenAI's Responses API image block, which no tier here speaks.
+
+    Every tier talks Chat Completions or llama.cpp, where the block means nothing: counted as an
+    image (so it is never routed to a tier that cannot see, nor dropped), then refused.
+    """
+    return InvalidRequestError(
+        f"{where}: 'input_image' is the OpenAI Responses API's image block; send the image as "
+        "LangChain's image block ({'type': 'image', 'base64': ..., 'mime_type': ...}) or as an "
+        "'image_url' part"
+    )
 
 
 @dataclass(frozen=True)
@@ -131,6 +145,8 @@ def _source(
     where: str, block: Mapping[str, Any]
 ) -> tuple[Literal["url"]] | tuple[Literal["inline"], str | None, str]:
     """``("url",)`` or ``("inline", declared media type, base64 data)``."""
+    if block.get("type") == "input_image":
+        raise responses_image_error(where)
     if block.get("type") == "image_url":
         image = block.get("image_url")
         url = image.get("url") if isinstance(image, Mapping) else image

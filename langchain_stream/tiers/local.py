@@ -24,6 +24,7 @@ from pydantic import Field, PrivateAttr
 from langchain_stream._threads import aiter_in_thread
 from langchain_stream.config import get_settings
 from langchain_stream.errors import InvalidRequestError
+from langchain_stream.images import IMAGE_BLOCK_TYPES, image_blocks, responses_image_error
 from langchain_stream.llama.runtime import GenerationStats, LlamaModel, load_model
 from langchain_stream.structured import StreamFirstChatModel
 from langchain_stream.tiers import tool_calls
@@ -31,7 +32,6 @@ from langchain_stream.tiers.embedded import embedded_model_path
 
 _TEXT_BLOCK_TYPES = {"text"}
 # LangChain's standard image block and OpenAI's part (with the older LangChain spellings).
-_IMAGE_BLOCK_TYPES = {"image", "image_url", "input_image"}
 # Blocks that restate what ``AIMessage.tool_calls`` already carries.
 _TOOL_BLOCK_TYPES = {"tool_use", "tool_call", "function_call"}
 
@@ -401,14 +401,17 @@ _IMAGE_TOKENS_ESTIMATE = 256
 
 
 def _image_blocks(messages: Sequence[BaseMessage]) -> list[str]:
-    """The type of each image block in the messages' content."""
-    return [
-        str(block["type"])
-        for message in messages
-        if isinstance(message.content, list)
-        for block in message.content
-        if isinstance(block, dict) and block.get("type") in _IMAGE_BLOCK_TYPES
-    ]
+    """The type of each image block in the messages' content.
+
+    Raises:
+        InvalidRequestError: a Responses API ``input_image`` block (no tier here reads it).
+    """
+    kinds = []
+    for where, block in image_blocks(messages):
+        if block.get("type") == "input_image":
+            raise responses_image_error(where)
+        kinds.append(str(block["type"]))
+    return kinds
 
 
 def _without_images(message: BaseMessage) -> BaseMessage:
@@ -417,7 +420,7 @@ def _without_images(message: BaseMessage) -> BaseMessage:
     content = [
         block
         for block in message.content
-        if not (isinstance(block, dict) and block.get("type") in _IMAGE_BLOCK_TYPES)
+        if not (isinstance(block, dict) and block.get("type") in IMAGE_BLOCK_TYPES)
     ]
     return message.model_copy(update={"content": content})
 

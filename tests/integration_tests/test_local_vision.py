@@ -58,6 +58,13 @@ def test_a_text_only_model_refuses_images_before_loading_anything() -> None:
         model.invoke(looking_at_an_image())
 
 
+def test_a_responses_api_image_block_is_refused_by_name_before_loading_anything() -> None:
+    model = ChatLocal(model_path="/nonexistent/never-loaded.gguf")
+    block = {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}
+    with pytest.raises(InvalidRequestError, match=r"messages\[0\]\.content\[1\]: 'input_image'"):
+        model.invoke([HumanMessage(content=[{"type": "text", "text": "What?"}, block])])
+
+
 def test_the_projector_reaches_llama_cpp_python_s_chat_handler(encoderless_projector: Path) -> None:
     handler = projector_handler(encoderless_projector)
     assert type(handler).__name__ == "MTMDChatHandler"

@@ -161,6 +161,15 @@ def test_a_bad_image_is_refused_before_any_routing() -> None:
     assert message.startswith("messages[0].content[0]: the data is not an image")
 
 
+def test_a_responses_api_image_block_is_refused_never_dropped() -> None:
+    # Counted as an image (a text-only tier never gets it), then refused: no tier reads it.
+    data_url = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    block = {"type": "input_image", "image_url": data_url}
+    message = refusal(messages=[HumanMessage([{"type": "text", "text": "What?"}, block])])
+    assert message.startswith("messages[0].content[1]: 'input_image' is the OpenAI Responses")
+    assert "'image_url' part" in message
+
+
 def test_requests_without_images_route_as_before() -> None:
     candidates, record = routed(messages=[HumanMessage("hi")])
     assert candidates == ["local", "hpc", "cloud"]
