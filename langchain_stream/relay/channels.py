@@ -106,6 +106,9 @@ ENDINGS: dict[Ending, tuple[CloseCode, HTTPStatus]] = {
 }
 
 # What the ledger's verdicts mean on the wire.
+_VANISHED = frozenset({Ending.PRODUCER_GONE, Ending.CONSUMER_GONE})
+"""Endings that say only that a side's connection went away: not an end of the stream."""
+
 VERDICT_ENDINGS: dict[Verdict, Ending] = {
     Verdict.ROLE_TAKEN: Ending.ROLE_TAKEN,
     Verdict.CHANNEL_ENDED: Ending.CHANNEL_ENDED,
@@ -244,6 +247,7 @@ class Channel(Generic[C]):
     idle_mark: int = -1
     producer_ending: Ending | None = None
     ending: Ending | None = None
+    finished: bool = False
     forgotten: bool = False
 
     @property
@@ -482,10 +486,13 @@ class ChannelTable(Generic[C]):
             too_big: The relay closed it with 1009 for a frame over the size bound.
             last: The last message it sent (``b""`` if none).
         """
+        # The stream is over once the producer sent its terminal frame, even when the consumer
+        # left first (with failover it leaves on FINAL, before the producer's last ACK).
+        ch.finished = is_terminal(last)
         if clean:
             # A clean close is the end of the stream only after a terminal frame; the relay
             # reads that one type byte of the last frame, nothing else [RP §7].
-            ending = Ending.STREAM_DONE if is_terminal(last) else Ending.PRODUCER_GONE
+            ending = Ending.STREAM_DONE if ch.finished else Ending.PRODUCER_GONE
         else:
             ending = Ending.FRAME_TOO_LARGE if too_big else Ending.PRODUCER_GONE
         if ch.ending is not None:
@@ -518,7 +525,11 @@ class ChannelTable(Generic[C]):
             ch.consumer = None
             ch.to_consumer = None
         ch.left.add(role)
-        if len(ch.left) == 2 and self._forget(ch):
+        # Sides that vanished without an end are what a failover leaves behind: the channel
+        # lives on at another relay and may come back here, so its id is not barred [RP §13.6].
+        if len(ch.left) == 2 and self._forget(
+            ch, remember=ch.finished or ch.ending not in _VANISHED
+        ):
             return (Forget(ch.id),)
         return ()
 
@@ -589,14 +600,15 @@ class ChannelTable(Generic[C]):
             targets.append(extra)
         return (End(ch.id, ending, ch.frames, tuple(Close(c, ending) for c in targets)),)
 
-    def _forget(self, ch: Channel[C]) -> bool:
-        """Drop ``ch`` for good: its quotas are freed and its id never opens again."""
+    def _forget(self, ch: Channel[C], *, remember: bool = True) -> bool:
+        """Drop ``ch``: its quotas are freed and (``remember``) its id never opens again while
+        its tokens live."""
         if self._channels.get(ch.id) is not ch:
             return False
         del self._channels[ch.id]
         ch.forgotten = True
         ch.buffer.clear()
-        self._ledger.forget(ch.id)
+        self._ledger.forget(ch.id, remember=remember)
         return True
 
     def _retire(

@@ -183,8 +183,9 @@ class RelayLedger:
         if not account.attached:
             account.detached_at = now
 
-    def forget(self, channel_id: str) -> None:
-        """The relay dropped ``channel_id``: free everything it held, and remember that it ended."""
+    def forget(self, channel_id: str, *, remember: bool = True) -> None:
+        """The relay dropped ``channel_id``: free everything it held, and (``remember``) refuse
+        the id until its tokens expire."""
         account = self._accounts.pop(channel_id, None)
         if account is None:
             return
@@ -193,6 +194,8 @@ class RelayLedger:
             self._channels_held[address] -= 1
             if self._channels_held[address] <= 0:
                 del self._channels_held[address]
+        if not remember:
+            return
         self._ended[channel_id] = account.remember_until
         heapq.heappush(self._ended_by_expiry, (account.remember_until, channel_id))
 

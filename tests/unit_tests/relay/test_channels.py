@@ -519,14 +519,67 @@ def test_channel_limits_per_client_and_in_total() -> None:
     assert refusal.ending is Ending.CHANNEL_LIMIT and refusal.ending.status == 503
 
 
-def test_too_many_ended_channels_remembered_refuses_new_ones() -> None:
-    t = table(max_ended_channels=1)
-    ch, _ = paired(t)
-    t.consumer_left(ch, too_big=False)
+def finish(t: Table, ch: Channel[str], frames: ChannelSealer) -> None:
+    """The producer sends FINAL and closes cleanly; both sides leave."""
+    final = frames.seal_final()
+    assert t.producer_frame(ch, final) == Forward(C)
+    t.producer_left(ch, clean=True, too_big=False, last=final)
     t.leave(ch, "producer", P, now=0.0)
     t.leave(ch, "consumer", C, now=0.0)
+
+
+def test_too_many_ended_channels_remembered_refuses_new_ones() -> None:
+    t = table(max_ended_channels=1)
+    finish(t, *paired(t))
     refusal = refused(join(t, new_channel_id(), "producer"))
     assert refusal.ending is Ending.CHANNEL_LIMIT and refusal.ending.status == 503
+
+
+def test_a_finished_stream_is_never_reopened_while_its_tokens_live() -> None:
+    t = table()
+    ch, frames = paired(t)
+    finish(t, ch, frames)
+    assert ch.ending is Ending.STREAM_DONE and ch.state is State.FORGOTTEN
+    for role in ("producer", "consumer"):
+        refusal = refused(join(t, ch.id, role, now=5.0))
+        assert refusal.ending is Ending.CHANNEL_ENDED and refusal.ending.status == 403
+
+
+def test_a_finished_stream_whose_consumer_left_first_is_never_reopened() -> None:
+    # With failover the consumer closes on FINAL, before the producer's last ACK arrives.
+    t = table()
+    ch, frames = paired(t)
+    final = frames.seal_final()
+    assert t.producer_frame(ch, final) == Forward(C)
+    t.consumer_left(ch, too_big=False)
+    t.producer_left(ch, clean=False, too_big=False, last=final)
+    assert ch.ending is Ending.CONSUMER_GONE
+    t.leave(ch, "consumer", C, now=0.0)
+    t.leave(ch, "producer", P, now=0.0)
+    refusal = refused(join(t, ch.id, "consumer", now=5.0))
+    assert refusal.ending is Ending.CHANNEL_ENDED
+
+
+@pytest.mark.parametrize("vanished", ["consumer", "producer"])
+def test_a_channel_whose_sides_vanished_may_come_back_after_a_failover(vanished: str) -> None:
+    # Both connections dropped without an end (a relay stalled or cut off): the clients moved
+    # the channel to the next relay, and a later failover may bring it back here.
+    t = table()
+    ch, _ = paired(t)
+    if vanished == "consumer":
+        t.consumer_left(ch, too_big=False)
+    else:
+        t.producer_left(ch, clean=False, too_big=False, last=b"")
+    assert ch.ending in (Ending.CONSUMER_GONE, Ending.PRODUCER_GONE)
+    assert t.leave(ch, "producer", P, now=1.0) + t.leave(ch, "consumer", C, now=1.0) == (
+        Forget(ch.id),
+    )
+    again = joined(join(t, ch.id, "producer", "producer-2", now=2.0))
+    assert again is not ch and again.state is State.WAITING
+    assert joined(join(t, ch.id, "consumer", "consumer-2", now=2.0)) is again
+    assert again.state is State.PAIRED
+    # While it is held, each role still joins once (a duplicate producer would reuse nonces).
+    assert refused(join(t, ch.id, "producer", "producer-3", now=3.0)).ending is Ending.ROLE_TAKEN
 
 
 # ---------------------------------------------------------------------------- timeouts
