@@ -77,6 +77,15 @@ def _run(*argv: str) -> str:
     return done.stdout
 
 
+def _json(*argv: str) -> list[dict[str, object]]:
+    """An iproute2 listing in JSON (``ip -j``); an ``ip`` too old for it is a reason too."""
+    out = _run(*argv)
+    try:
+        return list(json.loads(out or "[]"))
+    except ValueError:
+        raise NetnsUnavailableError(f"`{' '.join(argv)}` gave no JSON (iproute2 too old)") from None
+
+
 def _namespaces() -> list[str]:
     return [line.split()[0] for line in _run("ip", "netns", "list").splitlines() if line.strip()]
 
@@ -116,7 +125,7 @@ def remove_stale() -> list[str]:
             removed.append(name)
     # A run that died between creating a veth pair and moving its end leaves the pair in the
     # root namespace (a run creates its namespaces first, so a live run's run id is known).
-    for link in json.loads(_run("ip", "-j", "link", "show") or "[]"):
+    for link in _json("ip", "-j", "link", "show"):
         dev = str(link.get("ifname", ""))
         run = dev[len(_VETH_PREFIX) : -2]
         if dev.startswith(_VETH_PREFIX) and len(run) == 6 and run not in live_runs:
@@ -139,7 +148,7 @@ def pick_subnet(taken: list[ipaddress.IPv4Network], rng: random.Random) -> ipadd
 
 def _routes() -> list[ipaddress.IPv4Network]:
     nets = []
-    for route in json.loads(_run("ip", "-j", "-4", "route", "show", "table", "all") or "[]"):
+    for route in _json("ip", "-j", "-4", "route", "show", "table", "all"):
         dst = str(route.get("dst", "default"))
         if dst != "default":
             with contextlib.suppress(ValueError):
