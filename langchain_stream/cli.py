@@ -499,7 +499,7 @@ def bench_relay(
         float | None,
         typer.Option(
             help="Failover bench: SIGKILL (and restart) a relay every S seconds, then "
-            "partition one (SIGSTOP), while the streams run."
+            "partition one, while the streams run."
         ),
     ] = None,
     kills: Annotated[int, typer.Option(help="With --kill-every: relays killed.")] = 3,
@@ -512,6 +512,14 @@ def bench_relay(
     plot: Annotated[
         Path | None, typer.Option(help="With --kill-every: draw tokens/s over time to this PNG.")
     ] = None,
+    isolation: Annotated[
+        str,
+        typer.Option(
+            help="With --kill-every: netns (each relay in its own network namespace, the "
+            "partition drops its packets; Linux, root), loopback (127.0.0.2-4, the partition "
+            "a SIGSTOP), or auto (netns when it can be set up)."
+        ),
+    ] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
 ) -> None:
     """The relay against streamrelay: hop latency, loss, order, and relay CPU per token.
@@ -536,9 +544,12 @@ def bench_relay(
                 partition_s=partition_s,
                 failover=failover,
                 generators=generators,
+                isolation=isolation,
             )
         except ConfigurationError as exc:
             raise typer.BadParameter(str(exc)) from None
+        if outcome["isolation_note"]:
+            typer.echo(f"isolation: {outcome['isolation_note']}", err=True)
         if plot is not None:
             from langchain_stream.bench.relay_failover import plot_failover
 

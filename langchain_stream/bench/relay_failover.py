@@ -1,14 +1,24 @@
 """``stream bench relay --relays 3 --kill-every S``: answers streaming through relays that die.
 
-Three relay processes (this package's relay), each on its own loopback address (127.0.0.2, .3,
-.4: distinct hosts for the rendezvous order; network namespaces would need privileges the bench
-does not assume), share one token secret. ``streams`` concurrent streams of ``tokens`` tokens at
-``rate`` tokens/s run through them while, every ``kill_every_s`` seconds, one relay is killed
-with SIGKILL and restarted on the same address, and once one relay is partitioned: stopped with
-SIGSTOP for ``partition_s`` so that its connections stay open and drop everything, without a
-refusal, then resumed. Every token is numbered, so the consumer side counts what was lost,
-duplicated or reordered; each failover's gap is the time from the last frame on the lost relay
-to the first new frame on the next one [RP §13].
+Three relay processes (this package's relay) share one token secret, each on its own address
+(distinct hosts for the rendezvous order). ``isolation`` says how they are kept apart:
+
+- ``netns``: each relay in its own network namespace, reached from the root namespace over a
+  veth pair on a private address (:mod:`langchain_stream.bench.netns`; Linux, root, iproute2);
+  the partition drops every packet to and from one relay on its link (``"partition":
+  "dropped"``): a cut network, its connections neither refused nor reset, the relay running.
+- ``loopback``: each relay on its own loopback address (127.0.0.2, .3, .4); the partition stops
+  the relay with SIGSTOP, so that its kernel keeps its connections open and ACKs what it is sent
+  while it forwards nothing (``"partition": "stalled"``).
+- ``auto`` (the default): ``netns`` when the namespaces can be set up (tried, and the partition
+  too), else ``loopback`` with the reason in ``isolation_note``.
+
+``streams`` concurrent streams of ``tokens`` tokens at ``rate`` tokens/s run through them while,
+every ``kill_every_s`` seconds, one relay is killed with SIGKILL and restarted on the same
+address (in the same namespace), and then one relay is partitioned for ``partition_s``. Every
+token is numbered, so the consumer side counts what was lost, duplicated or reordered; each
+failover's gap is the time from the last frame on the lost relay to the first new frame on the
+next one [RP §13].
 
 Run it with failover on and off (``--no-failover``) to compare.
 """
@@ -30,6 +40,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from langchain_stream.bench.netns import Namespaces, NetnsUnavailableError
 from langchain_stream.bench.stats import machine, tail
 from langchain_stream.errors import ConfigurationError, RelayError, RelayUnavailableError
 from langchain_stream.relay import (
@@ -42,6 +53,8 @@ from langchain_stream.relay import (
 from langchain_stream.relay.failover import FailoverLimits
 
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+NETNS_PORT = 8700  # each namespace has its own ports: the same one for every relay
+ISOLATIONS = ("netns", "loopback", "auto")
 
 BENCH_FAILOVER = FailoverLimits(
     heartbeat_s=0.25,
@@ -78,10 +91,12 @@ _RELAY_MAIN = (
 
 
 class _Relay:
-    """One relay process on its own loopback address, restartable on the same port."""
+    """One relay process on its own address, restartable on the same port (``prefix`` runs
+    it inside its namespace)."""
 
-    def __init__(self, host: str, secret: str) -> None:
-        self.host, self.port, self._secret = host, _free_port(host), secret
+    def __init__(self, host: str, port: int, secret: str, prefix: list[str]) -> None:
+        self.host, self.port, self._prefix = host, port, prefix
+        self._args = [host, str(port), secret]
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -89,8 +104,9 @@ class _Relay:
         return f"ws://{self.host}:{self.port}"
 
     def start(self, timeout_s: float = 60.0) -> None:
+        # `ip netns exec` enters the namespace and execs the command: the process is the relay.
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", _RELAY_MAIN, self.host, str(self.port), self._secret],
+            [*self._prefix, sys.executable, "-c", _RELAY_MAIN, *self._args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -114,15 +130,37 @@ class _Relay:
 
 
 class _Relays:
-    """The relay set: start, kill and restart, stop and resume, by loopback address."""
+    """The relay set: start, kill and restart, partition and heal, by address. With ``net``
+    each relay runs in its namespace, else on a loopback address."""
 
-    def __init__(self, count: int, secret: str) -> None:
+    def __init__(self, count: int, secret: str, net: Namespaces | None = None) -> None:
         if not 2 <= count <= len(HOSTS):
             raise ConfigurationError(f"--relays must be between 2 and {len(HOSTS)}")
-        self.procs = [_Relay(h, secret) for h in HOSTS[:count]]
+        self._net = net
+        if net is None:
+            self.procs = [_Relay(h, _free_port(h), secret, []) for h in HOSTS[:count]]
+        else:
+            self.procs = [
+                _Relay(site.relay_addr, NETNS_PORT, secret, net.exec_prefix(i))
+                for i, site in enumerate(net.sites[:count])
+            ]
         self.down: set[int] = set()
-        for relay in self.procs:
-            relay.start()
+        try:
+            for relay in self.procs:
+                relay.start()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def isolation(self) -> str:
+        return "loopback" if self._net is None else "netns"
+
+    @property
+    def partition_kind(self) -> str:
+        """What a partition does: ``dropped`` (packets dropped on the link) or ``stalled``
+        (the relay stopped, its kernel still accepting and ACKing)."""
+        return "stalled" if self._net is None else "dropped"
 
     @property
     def urls(self) -> list[str]:
@@ -138,11 +176,17 @@ class _Relays:
             self.down.discard(i)
 
     def partition(self, i: int, duration_s: float) -> None:
-        self.procs[i].signal(signal.SIGSTOP)
+        if self._net is not None:
+            self._net.drop(i)
+        else:
+            self.procs[i].signal(signal.SIGSTOP)
         try:
             time.sleep(duration_s)
         finally:
-            self.procs[i].signal(signal.SIGCONT)
+            if self._net is not None:
+                self._net.restore(i)
+            else:
+                self.procs[i].signal(signal.SIGCONT)
 
     def close(self) -> None:
         for relay in self.procs:
@@ -299,18 +343,18 @@ def _generate(
 
 
 async def _run(
+    relays: _Relays,
+    secret: str,
     streams: int,
     tokens: int,
     rate: float,
-    relays_n: int,
     kill_every_s: float,
     kills: int,
     partition_s: float,
     failover: bool,
     generators: int,
+    isolation_note: str | None,
 ) -> dict[str, Any]:
-    secret = secrets.token_hex(32)
-    relays = await asyncio.to_thread(_Relays, relays_n, secret)
     limits = BENCH_FAILOVER if failover else None
     faults: list[dict[str, Any]] = []
     loop = asyncio.get_running_loop()
@@ -334,7 +378,6 @@ async def _run(
         elapsed = time.monotonic() - t0
     finally:
         pool.shutdown()
-        await asyncio.to_thread(relays.close)
     timeline = [t for out in outcomes for t in out.arrivals]
     lost = duplicated = reordered = 0
     for out in outcomes:
@@ -351,6 +394,9 @@ async def _run(
     errors = sorted({out.error for out in outcomes if out.error})[:5]
     return {
         "failover": failover,
+        "isolation": relays.isolation,
+        "partition": relays.partition_kind,
+        "isolation_note": isolation_note,
         "streams": streams,
         "tokens": streams * tokens,
         "received": sum(len(out.received) for out in outcomes),
@@ -374,7 +420,8 @@ async def _run(
         "tokens_per_s_by_half_second": [2 * b for b in buckets],
         "elapsed_s": round(elapsed, 2),
         "config": {
-            "relays": relays_n,
+            "relays": len(relays.procs),
+            "relay_urls": relays.urls,
             "rate": rate,
             "tokens_per_stream": tokens,
             "kill_every_s": kill_every_s,
@@ -397,6 +444,7 @@ def run_failover_bench(
     partition_s: float = 2.0,
     failover: bool = True,
     generators: int = 2,
+    isolation: str = "auto",
 ) -> dict[str, Any]:
     """Run the failover bench once; see the module docstring. Returns the JSON result.
 
@@ -404,14 +452,51 @@ def run_failover_bench(
     defaults, kills from 3 s on, each at least 3 s after the last and once the killed relay is
     back, and the partition after them, in 25-second answers. The result says when each fault
     struck and whether all fell inside the streams (``faults_inside_streams``).
+
+    ``isolation="netns"`` on a machine that does not allow it is a ``ConfigurationError`` saying
+    why; ``"auto"`` falls back to loopback and says why in ``isolation_note``. The namespaces
+    are removed whatever happens (an error, Ctrl-C), the relays killed first.
     """
+    if isolation not in ISOLATIONS:
+        raise ConfigurationError(f"--isolation must be one of {', '.join(ISOLATIONS)}")
+    if not 2 <= relays <= len(HOSTS):
+        raise ConfigurationError(f"--relays must be between 2 and {len(HOSTS)}")
     if (kills + 1) * kill_every_s + partition_s > tokens / rate:
         raise ConfigurationError(
             "the faults would outlast the streams: raise --tokens or lower --kill-every"
         )
-    return asyncio.run(
-        _run(streams, tokens, rate, relays, kill_every_s, kills, partition_s, failover, generators)
-    )
+    secret = secrets.token_hex(32)
+    note: str | None = None
+    with contextlib.ExitStack() as cleanup:
+        net: Namespaces | None = None
+        if isolation != "loopback":
+            try:
+                net = cleanup.enter_context(Namespaces(relays))
+            except NetnsUnavailableError as exc:
+                if isolation == "netns":
+                    raise ConfigurationError(
+                        f"--isolation netns: network namespaces cannot be set up here: {exc}"
+                    ) from None
+                note = f"loopback: network namespaces cannot be set up here: {exc}"
+        relay_set = _Relays(relays, secret, net)
+        cleanup.callback(relay_set.close)  # runs before the namespaces go
+        result = asyncio.run(
+            _run(
+                relay_set,
+                secret,
+                streams,
+                tokens,
+                rate,
+                kill_every_s,
+                kills,
+                partition_s,
+                failover,
+                generators,
+                note,
+            )
+        )
+        result["config"]["namespaces"] = [site.namespace for site in net.sites] if net else []
+    return result
 
 
 def plot_failover(result: dict[str, Any], path: str) -> None:
@@ -420,6 +505,7 @@ def plot_failover(result: dict[str, Any], path: str) -> None:
     from matplotlib.figure import Figure
 
     rates = result["tokens_per_s_by_half_second"]
+    partition = "SIGSTOP" if result.get("partition", "stalled") == "stalled" else "drop"
     fig = Figure(figsize=(8, 3.2), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -428,7 +514,7 @@ def plot_failover(result: dict[str, Any], path: str) -> None:
         kill = fault["fault"] == "kill"
         ax.axvline(fault["at_s"], color="tab:red" if kill else "tab:orange", linestyle="--")
         ax.annotate(
-            f"{'SIGKILL' if kill else 'SIGSTOP'} relay {fault['relay']}",
+            f"{'SIGKILL' if kill else partition} relay {fault['relay']}",
             (fault["at_s"], max(rates, default=1)),
             rotation=90,
             fontsize=7,
@@ -448,4 +534,9 @@ def plot_failover(result: dict[str, Any], path: str) -> None:
     fig.savefig(path)
 
 
-__all__ = ["BENCH_FAILOVER", "plot_failover", "run_failover_bench"]
+__all__ = [
+    "BENCH_FAILOVER",
+    "ISOLATIONS",
+    "plot_failover",
+    "run_failover_bench",
+]

@@ -1,16 +1,20 @@
 """Mid-stream failover with real relays: three relay processes on 127.0.0.2-4, killed with
-SIGKILL or stopped with SIGSTOP while an answer streams through them [RP §13].
+SIGKILL or stopped with SIGSTOP while an answer streams through them [RP §13]; and the failure
+bench, on loopback and (where the machine allows it: Linux, root, iproute2) with each relay in
+its own network namespace.
 
 Every wait is a multiple of ``UNIT_S`` (scaled by ``STREAM_TEST_TIME_UNIT_S``); traffic stays
-on loopback and every loop is bounded.
+on loopback or on the bench's private veth pairs, and every loop is bounded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -21,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from langchain_stream.bench.netns import PREFIX, remove_stale, why_unavailable
 from langchain_stream.errors import ChannelClosedError, RelayAuthError, RelayUnavailableError
 from langchain_stream.hpc.local_endpoint import RelayProcess
 from langchain_stream.relay import (
@@ -283,6 +288,8 @@ def test_the_failure_bench_counts_every_token(tmp_path: Path) -> None:
             "240",
             "--generators",
             "1",
+            "--isolation",
+            "loopback",
             "--plot",
             str(plot),
             "--json",
@@ -295,6 +302,7 @@ def test_the_failure_bench_counts_every_token(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert (result["isolation"], result["partition"]) == ("loopback", "stalled")
     assert (result["relay_kills"], result["partitions"]) == (1, 1)
     assert result["faults_inside_streams"]
     assert (result["lost"], result["duplicated"], result["reordered"]) == (0, 0, 0)
@@ -322,3 +330,152 @@ def test_the_failure_bench_refuses_faults_that_outlast_the_answers() -> None:
     assert run.returncode == 2  # a usage error
     assert "the faults would outlast the streams" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+# A few seconds of streams: 4 answers of 100 tokens at 20 tokens/s, one kill and one partition.
+SHORT_BENCH = (
+    *("-m", "langchain_stream.cli", "bench", "relay", "--relays", "3"),
+    *("--kill-every", "1", "--kills", "1", "--partition-s", "0.8"),
+    *("--streams", "4", "--tokens", "100", "--generators", "1"),
+)
+NETNS_UNAVAILABLE = why_unavailable()
+needs_netns = pytest.mark.skipif(
+    NETNS_UNAVAILABLE is not None,
+    reason=f"the bench's network namespaces cannot be set up here: {NETNS_UNAVAILABLE}",
+)
+
+
+def _bench_namespaces() -> set[str]:
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+    return {line.split()[0] for line in listing.stdout.splitlines() if line.startswith(PREFIX)}
+
+
+def _links() -> set[str]:
+    listing = subprocess.run(
+        ["ip", "-j", "link", "show"], capture_output=True, text=True, check=True
+    )
+    return {link["ifname"] for link in json.loads(listing.stdout)}
+
+
+@needs_netns
+@pytest.mark.timeout(60)
+def test_the_failure_bench_in_network_namespaces_drops_a_relays_packets(tmp_path: Path) -> None:
+    """`--isolation netns`: each relay in its own namespace behind a veth pair; the partition
+    drops its traffic (the relay keeps running); every token is still counted once, in order,
+    and the namespaces and their veth pairs are gone afterwards."""
+    plot = tmp_path / "failover.png"
+    run = subprocess.run(
+        [sys.executable, *SHORT_BENCH, "--isolation", "netns", "--plot", str(plot), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert (result["isolation"], result["partition"]) == ("netns", "dropped")
+    assert result["isolation_note"] is None
+    assert (result["relay_kills"], result["partitions"]) == (1, 1)
+    assert (result["lost"], result["duplicated"], result["reordered"]) == (0, 0, 0)
+    assert result["received"] == result["tokens"] == 4 * 100
+    assert result["failovers"] >= 1 and result["failed_streams"] == 0
+    assert plot.stat().st_size > 10_000
+    # Three namespaces, each relay on a private veth address of its own.
+    namespaces = result["config"]["namespaces"]
+    assert len(namespaces) == 3 and all(ns.startswith(f"{PREFIX}-") for ns in namespaces)
+    hosts = [url.split("//")[1].split(":")[0] for url in result["config"]["relay_urls"]]
+    assert len(set(hosts)) == 3
+    assert all(ipaddress.ip_address(h) in ipaddress.ip_network("10.192.0.0/10") for h in hosts)
+    run_id = namespaces[0].split("-")[2]
+    assert not _bench_namespaces() & set(namespaces)
+    assert not {link for link in _links() if run_id in link}
+
+
+@needs_netns
+@pytest.mark.timeout(60)
+def test_the_failure_bench_removes_its_namespaces_on_ctrl_c() -> None:
+    bench = subprocess.Popen(
+        [sys.executable, *SHORT_BENCH, "--isolation", "netns", "--json"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        # A shell without job control starts its background jobs with SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    mine = f"{PREFIX}-{bench.pid}-"
+    try:
+        deadline = time.monotonic() + 30 * TIME_UNIT_S
+        while len({ns for ns in _bench_namespaces() if ns.startswith(mine)}) < 3:
+            assert bench.poll() is None, "the bench ended before its namespaces were up"
+            assert time.monotonic() < deadline, "the bench's namespaces did not come up"
+            time.sleep(0.1)
+        time.sleep(2)  # the streams are running
+        bench.send_signal(signal.SIGINT)
+        _, err = bench.communicate(timeout=30)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+    assert bench.returncode == 130, err[-2000:]
+    assert not {ns for ns in _bench_namespaces() if ns.startswith(mine)}
+
+
+@needs_netns
+@pytest.mark.timeout(30)
+def test_a_crashed_runs_namespaces_are_removed_by_the_next_run() -> None:
+    """What a run killed outright leaves (its namespace, a veth pair not yet moved into it) is
+    removed before the next run sets up its own; a live run's namespaces are left alone."""
+    dead = subprocess.Popen(["true"])  # its process id no longer runs once it is waited for
+    dead.wait()
+    run_id = secrets.token_hex(3)
+    stale = f"{PREFIX}-{dead.pid}-{run_id}-0"
+    live = f"{PREFIX}-{os.getpid()}-{secrets.token_hex(3)}-0"
+    stray = (f"lsb{run_id}h1", f"lsb{run_id}n1")
+    subprocess.run(["ip", "netns", "add", stale], check=True)
+    subprocess.run(["ip", "netns", "add", live], check=True)
+    try:
+        subprocess.run(
+            ["ip", "link", "add", stray[0], "type", "veth", "peer", "name", stray[1]], check=True
+        )
+        removed = remove_stale()
+        assert stale in removed and set(stray) & set(removed)  # either end takes the pair
+        assert stale not in _bench_namespaces() and live in _bench_namespaces()
+        assert not set(stray) & _links()
+    finally:
+        for ns in (stale, live):
+            subprocess.run(["ip", "netns", "delete", ns], capture_output=True, check=False)
+        subprocess.run(["ip", "link", "delete", stray[0]], capture_output=True, check=False)
+
+
+@pytest.mark.timeout(60)
+def test_without_namespaces_the_bench_says_why_and_falls_back_to_loopback() -> None:
+    """No `ip` on the PATH (as on a machine without iproute2): auto runs on loopback and says
+    why; `--isolation netns` is refused with the reason, before anything starts."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": "/nonexistent"}
+    auto = subprocess.run(
+        [sys.executable, *SHORT_BENCH, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        cwd=ROOT,
+        env=env,
+    )
+    assert auto.returncode == 0, auto.stderr[-2000:]
+    result = json.loads(auto.stdout.strip().splitlines()[-1])
+    assert (result["isolation"], result["partition"]) == ("loopback", "stalled")
+    assert "cannot be set up here" in result["isolation_note"]
+    assert result["isolation_note"] in auto.stderr  # said on the terminal too
+    assert (result["lost"], result["duplicated"], result["reordered"]) == (0, 0, 0)
+    netns = subprocess.run(
+        [sys.executable, *SHORT_BENCH, "--isolation", "netns"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        env=env,
+    )
+    assert netns.returncode == 2  # a usage error
+    assert "--isolation netns: network namespaces cannot be set up here" in netns.stderr
+    assert "Traceback" not in netns.stderr
