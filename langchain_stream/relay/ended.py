@@ -11,10 +11,12 @@ in one process) or in SQL (:class:`SqlEndedStore`: PostgreSQL for relays on seve
 SQLite for one machine), opened by :func:`open_ended_store`. Rows past their time are pruned on
 write, and the store is bounded.
 
-Only a *real* end is recorded (:data:`RECORDED_ENDINGS`): the stream finished, or the channel
-failed in a way no other relay would change. A side leaving, a relay shutting down, a relay fault
-or a timeout is not an end: in a failover the channel leaves a dying or partitioned relay, and
-must open on the next one.
+Only a *real* end is recorded: the stream finished (its producer left after its terminal frame,
+FINAL or ERROR, went through; with failover the consumer usually leaves first, once it has
+acknowledged FINAL, so the table's ending is then "consumer gone"), or the channel failed in a way
+no other relay would change (:data:`RECORDED_ENDINGS`). A side leaving mid-stream, a relay
+shutting down, a relay fault or a timeout is not an end: in a failover the channel leaves a dying
+or partitioned relay, and must open on the next one.
 
 :class:`EndedChannels` is what a :class:`~langchain_stream.relay.server.RelayServer` does with a
 store: ask it when a side joins, tell it when a channel ends.
@@ -34,7 +36,7 @@ from sqlalchemy import Column, Float, MetaData, String, Table, case, delete, fun
 from sqlalchemy.dialects import postgresql, sqlite
 
 from langchain_stream.errors import ConfigurationError, RelayError
-from langchain_stream.relay.channels import Action, End, Ending
+from langchain_stream.relay.channels import Action, End, Ending, is_terminal
 from langchain_stream.relay.tokens import DEFAULT_LEEWAY_S, DEFAULT_TOKEN_TTL_S
 from langchain_stream.sql import open_engine
 
@@ -51,7 +53,6 @@ DEFAULT_STORE_TIMEOUT_S = 2.0
 
 RECORDED_ENDINGS = frozenset(
     {
-        Ending.STREAM_DONE,  # the producer finished: FINAL or ERROR went out, then a clean close
         Ending.PROTOCOL,  # a side broke the protocol (4002)
         Ending.FRAME_TOO_LARGE,  # a frame over the size bound (4003)
         Ending.BUFFER_OVERFLOW,  # the pre-consumer buffer overflowed (4004)
@@ -59,9 +60,11 @@ RECORDED_ENDINGS = frozenset(
         Ending.MEMORY_FULL,
     }
 )
-"""The endings that end a channel for the whole set. They are exactly those after which the
-clients do not fail over (1000 and the protocol, size and limit closes, [RP §13.4]); every other
-ending (a side gone, shutdown, fault, timeout) leaves the channel free to go on elsewhere."""
+"""The failures that end a channel for the whole set: with "stream done" (recorded when the
+producer leaves after its terminal frame, see :meth:`EndedChannels.producer_left`), exactly the
+endings after which the clients do not fail over (1000 and the protocol, size and limit closes,
+[RP §13.4]). Every other ending (a side gone, shutdown, fault, timeout) leaves the channel free
+to go on elsewhere."""
 
 
 class EndedStoreError(RelayError):
@@ -296,22 +299,32 @@ class EndedChannels:
         return await self.store.has_ended(channel_id)
 
     async def record(self, actions: tuple[Action[Any], ...]) -> None:
-        """Record the real ends among ``actions``; a failure is logged, never raised (the
-        channel's closes must still go out)."""
+        """Record the channels that ``actions`` end with a failure of :data:`RECORDED_ENDINGS`;
+        a failure to record is logged, never raised (the channel's closes must still go out)."""
         for action in actions:
             if isinstance(action, End) and action.ending in RECORDED_ENDINGS:
-                expiry = self._expiry.pop(action.channel_id, None)
-                if expiry is None:
-                    expiry = self._clock() + DEFAULT_TOKEN_TTL_S
-                try:
-                    await self.store.record_ended(action.channel_id, expiry + DEFAULT_LEEWAY_S)
-                except EndedStoreError as exc:
-                    logger.error(
-                        "channel %s ended (%s) but was not recorded for the relay set: %s",
-                        action.channel_id[:8],
-                        action.ending.value,
-                        exc,
-                    )
+                await self._record(action.channel_id, action.ending.value)
+
+    async def producer_left(self, channel_id: str, last: bytes | str) -> None:
+        """The producer of ``channel_id`` left; ``last`` is the last message it sent. After a
+        terminal frame (FINAL or ERROR; the one byte the relay reads) the stream is done,
+        whichever side left first: record it."""
+        if is_terminal(last):
+            await self._record(channel_id, Ending.STREAM_DONE.value)
+
+    async def _record(self, channel_id: str, why: str) -> None:
+        expiry = self._expiry.pop(channel_id, None)
+        if expiry is None:
+            expiry = self._clock() + DEFAULT_TOKEN_TTL_S
+        try:
+            await self.store.record_ended(channel_id, expiry + DEFAULT_LEEWAY_S)
+        except EndedStoreError as exc:
+            logger.error(
+                "channel %s ended (%s) but was not recorded for the relay set: %s",
+                channel_id[:8],
+                why,
+                exc,
+            )
 
     def record_soon(self, actions: tuple[Action[Any], ...]) -> None:
         """:meth:`record` in the background, for callers that do not wait."""

@@ -382,6 +382,8 @@ class RelayServer:
             actions = table.producer_left(ch, clean=True, too_big=False, last=message)
         except ConnectionClosed as exc:
             actions = table.producer_left(ch, clean=False, too_big=_too_big(exc), last=message)
+        if self._ended is not None:
+            await self._ended.producer_left(ch.id, message)  # a stream done is recorded here
         await self._run(actions)
 
     async def _serve_consumer(self, ws: ServerConnection, ch: Channel[ServerConnection]) -> None:

@@ -23,11 +23,19 @@ from langchain_stream.relay.ended import (
     SqlEndedStore,
     open_ended_store,
 )
+from langchain_stream.relay.protocol import ChannelSealer
 from langchain_stream.relay.routing import may_fail_over
 from langchain_stream.relay.tokens import DEFAULT_LEEWAY_S, DEFAULT_TOKEN_TTL_S
 
 T0 = 1_800_000_000.0
 A, B, C = "a" * 32, "b" * 32, "c" * 32
+KEY = bytes(range(32))
+
+
+def _final(channel_id: str) -> tuple[bytes, bytes]:
+    """A DATA frame and the FINAL after it, sealed as a producer sends them."""
+    sealer = ChannelSealer(KEY, channel_id)
+    return sealer.seal_tokens(["x"]), sealer.seal_final(None)
 
 
 class Clock:
@@ -159,7 +167,8 @@ async def test_a_database_that_fails_is_an_ended_store_error(tmp_path: Path) -> 
 
 def test_the_recorded_endings_are_those_no_failover_follows() -> None:
     """A channel's ending is recorded for the whole set exactly when its clients do not fail
-    over after it: one definition, seen from both ends of the wire."""
+    over after it: one definition, seen from both ends of the wire. ("Stream done" is recorded
+    when its producer leaves after FINAL, whichever side left first.)"""
     channel_endings = {
         Ending.STREAM_DONE,
         Ending.PRODUCER_GONE,
@@ -178,7 +187,8 @@ def test_the_recorded_endings_are_those_no_failover_follows() -> None:
     for ending in channel_endings:
         code = ENDINGS[ending][0]
         closed = ConnectionClosed(CloseFrame(code, ending.value), None)
-        assert (ending in RECORDED_ENDINGS) is not may_fail_over(closed), ending
+        recorded = ending in RECORDED_ENDINGS or ending is Ending.STREAM_DONE
+        assert recorded is not may_fail_over(closed), ending
 
 
 def _end(channel_id: str, ending: Ending) -> End[str]:
@@ -192,8 +202,13 @@ async def test_the_relay_records_real_ends_until_the_last_token_expires() -> Non
     assert not await ended.has_ended(A, T0 + 300)  # a producer admitted
     assert not await ended.has_ended(A, T0 + 600)  # a consumer, with a later token
     assert not await ended.has_ended(B, T0 + 300)
-    await ended.record((_end(A, Ending.STREAM_DONE), Forget(A)))
-    await ended.record((_end(B, Ending.CONSUMER_GONE),))  # a side left: it may fail over
+    final = _final(A)[1]
+    await ended.record((_end(A, Ending.CONSUMER_GONE), Forget(A)))  # acknowledged FINAL, left
+    assert not await store.has_ended(A)
+    await ended.producer_left(A, final)  # then the producer, after FINAL: the stream is done
+    await ended.record((_end(B, Ending.CONSUMER_GONE),))  # a side left mid-stream
+    await ended.producer_left(B, _final(B)[0])  # and the producer, after DATA: it moves on
+    await ended.producer_left(B, b"")  # or before sending anything
     assert await store.has_ended(A)
     assert not await store.has_ended(B)
     clock.now = T0 + 600 + DEFAULT_LEEWAY_S
@@ -236,9 +251,9 @@ async def test_a_record_that_fails_is_logged_and_the_relay_goes_on(
 ) -> None:
     store = MemoryEndedStore(max_entries=1)
     ended = EndedChannels(store)
-    await ended.record((_end(A, Ending.STREAM_DONE),))
+    await ended.producer_left(A, _final(A)[1])
     with caplog.at_level(logging.ERROR, logger="langchain_stream.relay"):
-        await ended.record((_end(B, Ending.STREAM_DONE),))  # full: not raised
+        await ended.producer_left(B, _final(B)[1])  # full: not raised
     assert await store.has_ended(A) and not await store.has_ended(B)
     [record] = caplog.records
     assert f"channel {B[:8]} ended (stream done) but was not recorded" in record.getMessage()
