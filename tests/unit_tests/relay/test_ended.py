@@ -258,3 +258,17 @@ async def test_a_record_that_fails_is_logged_and_the_relay_goes_on(
     [record] = caplog.records
     assert f"channel {B[:8]} ended (stream done) but was not recorded" in record.getMessage()
     assert "full" in record.getMessage()
+
+
+async def test_the_sql_bound_holds_exactly_for_one_writer_while_counting_rarely(
+    tmp_path: Path,
+) -> None:
+    """Rows are counted again only after a 64th of the room left was written, so the count's
+    cost is paid rarely far from the bound, and every write close to it."""
+    clock = Clock()
+    store = SqlEndedStore(f"sqlite:///{tmp_path / 'bound.db'}", max_entries=200, clock=clock)
+    for i in range(200):
+        await store.record_ended(f"{i:032x}", T0 + 60)
+    with pytest.raises(EndedStoreError, match="full"):
+        await store.record_ended(f"{200:032x}", T0 + 60)
+    assert store.count() == 200
