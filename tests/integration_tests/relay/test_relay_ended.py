@@ -15,6 +15,8 @@ import os
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from multiprocessing.connection import Connection
@@ -46,6 +48,7 @@ from tests.conftest import TIME_UNIT_S
 UNIT_S = 0.5 * TIME_UNIT_S
 SECRET = "ended-record-relay-secret-0123456789abcdef"
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.timeout(90)
 
 FAST = FailoverLimits(
@@ -299,3 +302,68 @@ async def test_leaving_a_stopped_relay_records_nothing_and_the_channel_moves_on(
     assert stream.consumer.relay_url == third == stream.producer.relay_url
     assert await _recorded(state_url, stream.id)  # finished on the third
     assert await _status(first, stream.id, "consumer", stream.tokens.consumer) == 403
+
+
+# ---------------------------------------------------------------------------- stream relay
+
+
+def _stream_relay(port: int, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "langchain_stream.cli", "relay", "--port", str(port), *args],
+        env={
+            **os.environ,
+            "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            "STREAM_RELAY_SECRET": SECRET,
+            **env,
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+async def _listening(relay: subprocess.Popen[str], port: int) -> None:
+    deadline = time.monotonic() + 30 * UNIT_S
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if relay.poll() is not None:
+                pytest.fail(f"stream relay exited: {relay.communicate()[0]}")
+            assert time.monotonic() < deadline, f"stream relay on {port} did not start"
+            await asyncio.sleep(UNIT_S / 10)
+        else:
+            writer.close()
+            return
+
+
+async def test_stream_relay_shares_the_record_given_by_flag_or_environment(tmp_path: Path) -> None:
+    state_url = f"sqlite:///{tmp_path / 'relay-state.db'}"
+    ports = (_free_port("127.0.0.1"), _free_port("127.0.0.1"))
+    relays = [
+        _stream_relay(ports[0], "--state-url", state_url, env={}),
+        _stream_relay(ports[1], env={"STREAM_RELAY_STATE_URL": state_url}),
+    ]
+    try:
+        for relay, port in zip(relays, ports, strict=True):
+            await _listening(relay, port)
+        a, b = (f"ws://127.0.0.1:{port}" for port in ports)
+        stream = Stream([a])
+        assert await stream.run(10, 0.001) == [f"<{i}>" for i in range(10)]
+        assert await _recorded(state_url, stream.id)
+        assert await _status(b, stream.id, "consumer", stream.tokens.consumer) == 403
+    finally:
+        for relay in relays:
+            relay.send_signal(signal.SIGTERM)
+        for relay in relays:
+            relay.wait(timeout=10)
+
+
+def test_stream_relay_refuses_a_broken_state_url_before_listening() -> None:
+    port = _free_port("127.0.0.1")
+    relay = _stream_relay(port, "--state-url", "nosuchdialect://db", env={})
+    output, _ = relay.communicate(timeout=30)
+    assert relay.returncode == 1
+    assert "cannot open the relays' ended-channel record 'nosuchdialect://db'" in output
+    with socket.socket() as sock:  # nothing was bound
+        sock.bind(("127.0.0.1", port))
