@@ -41,7 +41,7 @@ from langchain_stream.relay import (
     new_channel_key,
     pick_relays,
 )
-from langchain_stream.relay.ended import SqlEndedStore
+from langchain_stream.relay.ended_sql import SqlEndedStore
 from langchain_stream.relay.failover import FailoverLimits
 from tests.conftest import TIME_UNIT_S
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,9 +22,9 @@ from langchain_stream.relay.ended import (
     EndedStore,
     EndedStoreError,
     MemoryEndedStore,
-    SqlEndedStore,
     open_ended_store,
 )
+from langchain_stream.relay.ended_sql import SqlEndedStore
 from langchain_stream.relay.protocol import ChannelSealer
 from langchain_stream.relay.routing import may_fail_over
 from langchain_stream.relay.tokens import DEFAULT_LEEWAY_S, DEFAULT_TOKEN_TTL_S
@@ -272,3 +274,16 @@ async def test_the_sql_bound_holds_exactly_for_one_writer_while_counting_rarely(
     with pytest.raises(EndedStoreError, match="full"):
         await store.record_ended(f"{200:032x}", T0 + 60)
     assert store.count() == 200
+
+
+def test_streaming_through_a_relay_never_imports_sqlalchemy() -> None:
+    """Only a relay given a database loads SQLAlchemy: clients and workers import the relay
+    package, and must not pay for it."""
+    code = (
+        "import sys, langchain_stream.relay, langchain_stream.relay.server;"
+        "print('sqlalchemy' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "False"
