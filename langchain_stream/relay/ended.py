@@ -177,6 +177,8 @@ class EndedChannels:
         self._clock = clock
         self._expiry: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._unreadable_since: float | None = None
+        self._refused = 0
 
     async def has_ended(self, channel_id: str, token_expires_at: float) -> bool:
         """Whether a side admitted by this relay (token expiring at ``token_expires_at``) must be
@@ -184,9 +186,30 @@ class EndedChannels:
 
         Raises:
             EndedStoreError: The record cannot be read; the caller refuses the join (503).
+                Logged once when reads start failing and once when they work again, with the
+                joins refused meanwhile (a flood of joins cannot flood the log).
         """
         self._note(channel_id, token_expires_at)
-        return await self.store.has_ended(channel_id)
+        try:
+            ended = await self.store.has_ended(channel_id)
+        except EndedStoreError as exc:
+            self._refused += 1
+            if self._unreadable_since is None:
+                self._unreadable_since = time.monotonic()
+                logger.error(
+                    "joins refused (503) until the record of ended channels is read: %s", exc
+                )
+            else:
+                logger.debug("join on %s refused: %s", channel_id[:8], exc)
+            raise
+        if self._unreadable_since is not None:
+            logger.warning(
+                "the record of ended channels is read again after %.1f s; %d joins were refused",
+                time.monotonic() - self._unreadable_since,
+                self._refused,
+            )
+            self._unreadable_since, self._refused = None, 0
+        return ended
 
     async def record(self, actions: tuple[Action[Any], ...]) -> None:
         """Record the channels that ``actions`` end with a failure of :data:`RECORDED_ENDINGS`;

@@ -277,9 +277,8 @@ class RelayServer:
                         detail="ended on the relay set",
                         token_id=verdict.token_id,
                     )
-            except EndedStoreError as exc:
+            except EndedStoreError:  # logged by the record
                 # Fail closed: an unreadable record must not let an ended channel reopen.
-                logger.error("refused %s on %s from %s: %s", role, channel_id[:8], address, exc)
                 return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, "relay state unavailable\n")
         if isinstance(verdict, Refuse):
             if verdict.ending is Ending.BAD_TOKEN:

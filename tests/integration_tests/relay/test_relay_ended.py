@@ -222,7 +222,19 @@ async def test_an_unreadable_record_refuses_joins_and_open_channels_go_on(
         assert any(
             f"channel {stream.id[:8]} ended (stream done) but was not" in m for m in messages
         )
-        assert any(f"refused consumer on {other.id[:8]}" in m for m in messages)
+        # Relay B says so once, however many joins it refuses.
+        assert await _status(b.url, other.id, "producer", other.tokens.producer) == 503
+        refusals = [m for m in messages if m.startswith("joins refused (503)")]
+        assert len(refusals) == 1 and "OperationalError" in refusals[0]
+        with sqlite3.connect(path) as db:  # the table is back: joins are admitted again
+            db.execute(
+                "CREATE TABLE stream_relay_ended"
+                " (channel_id VARCHAR(32) PRIMARY KEY, until FLOAT NOT NULL)"
+            )
+        with caplog.at_level(logging.WARNING, logger="langchain_stream.relay"):
+            assert await _status(b.url, other.id, "consumer", other.tokens.consumer) == 101
+        again = [r.getMessage() for r in caplog.records if "read again" in r.getMessage()]
+        assert len(again) == 1 and again[0].endswith("3 joins were refused")
 
 
 # ---------------------------------------------------------------------------- relay processes
