@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, create_engine, event, func, select
+from sqlalchemy.exc import OperationalError
 
 from langchain_stream.errors import ConfigurationError
 
@@ -61,11 +62,19 @@ def open_engine(
 
 
 def _create_tables(engine: Engine, metadata: MetaData, lock_key: int) -> None:
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # PostgreSQL's DDL is transactional, so the lock holds until commit.
-            conn.execute(select(func.pg_advisory_xact_lock(lock_key)))
-        metadata.create_all(conn)
+    for attempt in range(3):
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # PostgreSQL's DDL is transactional, so the lock holds until commit.
+                    conn.execute(select(func.pg_advisory_xact_lock(lock_key)))
+                metadata.create_all(conn)
+            return
+        except OperationalError:
+            # SQLite has no such lock: another process created a table between this one's
+            # look and its CREATE ("already exists"). Look again; it is there now.
+            if attempt == 2 or engine.dialect.name == "postgresql":
+                raise
 
 
 def _engine_args(url: str, timeout_s: float) -> dict[str, Any]:

@@ -4,11 +4,13 @@ on a fake clock; which endings are recorded; what the relay's side of it does.""
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -287,3 +289,30 @@ def test_streaming_through_a_relay_never_imports_sqlalchemy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "False"
+
+
+def _open_at_once(url: str, barrier: Any, failures: Any) -> None:
+    barrier.wait()
+    try:
+        SqlEndedStore(url)
+    except ConfigurationError:
+        failures.put(url)
+
+
+def test_relays_opening_a_fresh_sqlite_file_at_once_all_start(tmp_path: Path) -> None:
+    """Several relays started together on a new SQLite file race to create its table; the
+    loser looks again instead of failing to start."""
+    context = multiprocessing.get_context("fork")
+    failures = context.Queue()
+    for round_ in range(8):
+        url = f"sqlite:///{tmp_path / f'fresh-{round_}.db'}"
+        barrier = context.Barrier(4)
+        relays = [
+            context.Process(target=_open_at_once, args=(url, barrier, failures)) for _ in range(4)
+        ]
+        for relay in relays:
+            relay.start()
+        for relay in relays:
+            relay.join(timeout=60)
+            assert relay.exitcode == 0
+    assert failures.empty()
