@@ -411,12 +411,20 @@ def relay(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
     idle_timeout_s: Annotated[float, typer.Option(help="Close idle channels after this.")] = 120.0,
     max_frame_bytes: Annotated[int, typer.Option(help="Largest frame accepted.")] = 65536,
+    state_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Record of ended channels shared by the relay set (SQLAlchemy URL; default "
+            "STREAM_RELAY_STATE_URL, unset: this relay's memory only)."
+        ),
+    ] = None,
 ) -> None:
     """Run the WebSocket relay of the HPC tier's data plane (secret: STREAM_RELAY_SECRET)."""
     from langchain_stream.relay.limits import RelayLimits
     from langchain_stream.relay.server import run_relay
 
-    secret = get_settings().relay_secret
+    settings = get_settings()
+    secret = settings.relay_secret
     if secret is None:
         raise _fail(
             ValueError("set STREAM_RELAY_SECRET (32 random bytes, e.g. `openssl rand -hex 32`)")
@@ -428,6 +436,7 @@ def relay(
             port,
             secret.get_secret_value(),
             limits=RelayLimits(idle_timeout_s=idle_timeout_s, max_frame_bytes=max_frame_bytes),
+            state_url=state_url if state_url is not None else settings.relay_state_url,
         )
     except StreamError as exc:
         raise _fail(exc) from exc

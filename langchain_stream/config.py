@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     """WebSocket relay URLs (comma-separated in the environment)."""
     relay_secret: SecretStr | None = None
     """Secret that signs and verifies channel tokens (``stream relay`` and its clients)."""
+    relay_state_url: str | None = None
+    """Record of ended channels shared by the relays of a set (SQLAlchemy URL: PostgreSQL for
+    relays on several machines, SQLite for one); unset means each relay's own memory only."""
     hpc_model: str | None = None
     """Model of the HPC backend: the served model name at ``hpc_backend_url``, or a GGUF path
     on the compute node for llama.cpp; unset means the endpoint's default model."""

@@ -9,27 +9,22 @@ of sensitive data, never the data.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     Boolean,
     Column,
-    Engine,
     Float,
     Integer,
     MetaData,
     String,
     Table,
     Text,
-    create_engine,
     delete,
-    event,
     func,
     insert,
     select,
@@ -37,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from langchain_stream.errors import ConfigurationError
+from langchain_stream.sql import open_engine
 
 TIER_RANK = {"local": 0, "hpc": 1, "cloud": 2}
 """The default tiers' levels; configured tiers rank by their ``level``."""
@@ -123,52 +118,8 @@ def _today(ts: float) -> tuple[str, str]:
     return moment.strftime("%Y-%m-%d"), moment.strftime("%Y-%m")
 
 
-_ENGINES: dict[str, Engine] = {}
 _SCHEMA_LOCK_KEY = 0x5354524541  # any constant shared by every process of this package
 _INSERT_OR_IGNORE = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-_ENGINES_LOCK = threading.Lock()
-
-
-def _engine(url: str) -> Engine:
-    with _ENGINES_LOCK:
-        engine = _ENGINES.get(url)
-        if engine is None:
-            if url.startswith("sqlite:///"):
-                Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(
-                    parents=True, exist_ok=True
-                )
-            try:
-                engine = create_engine(url, **_engine_args(url))
-            except Exception as exc:  # unknown dialect, missing driver
-                raise ConfigurationError(f"cannot open the policy database {url!r}: {exc}") from exc
-            if url.startswith("sqlite"):
-                event.listen(engine, "connect", _sqlite_pragmas)
-            _create_tables(engine)
-            _ENGINES[url] = engine
-        return engine
-
-
-def _create_tables(engine: Engine) -> None:
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # Processes opening a fresh database at once would race to create the same
-            # tables; PostgreSQL's DDL is transactional, so the lock holds until commit.
-            conn.execute(select(func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
-        metadata.create_all(conn)
-
-
-def _engine_args(url: str) -> dict[str, Any]:
-    if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    # A server restart or failover kills pooled connections: test each before use.
-    return {"pool_pre_ping": True}
-
-
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer; many processes
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
 
 
 class PolicyStore:
@@ -176,7 +127,9 @@ class PolicyStore:
 
     def __init__(self, url: str, tier_rank: Mapping[str, int] | None = None) -> None:
         self.url = url
-        self._engine = _engine(url)
+        self._engine = open_engine(
+            url, metadata, purpose="the policy database", lock_key=_SCHEMA_LOCK_KEY
+        )
         self.tier_rank: Mapping[str, int] = tier_rank if tier_rank is not None else TIER_RANK
         """Each tier's level, by which a conversation's floor tier only moves up."""
 

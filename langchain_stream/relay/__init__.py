@@ -8,6 +8,8 @@
 - :mod:`~langchain_stream.relay.channels` — the channel life cycle as a state machine (pure):
   events in, actions out; the server carries the actions out.
 - :mod:`~langchain_stream.relay.server` — :class:`RelayServer` and :func:`run_relay`.
+- :mod:`~langchain_stream.relay.ended` — the record of ended channels a relay set may share
+  (in memory, or in SQL with :mod:`~langchain_stream.relay.ended_sql`).
 - :mod:`~langchain_stream.relay.client` — :class:`ConsumerClient`, :class:`ProducerClient`,
   :class:`AsyncProducerClient` and :func:`pick_relays`.
 

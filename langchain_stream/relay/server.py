@@ -56,6 +56,12 @@ from langchain_stream.relay.channels import (
     Forward,
     Refuse,
 )
+from langchain_stream.relay.ended import (
+    EndedChannels,
+    EndedStore,
+    EndedStoreError,
+    open_ended_store,
+)
 from langchain_stream.relay.limits import RelayLimits
 from langchain_stream.relay.protocol import CloseCode
 from langchain_stream.relay.tokens import Role, _secret_bytes, wire_logger
@@ -104,6 +110,8 @@ class RelayServer:
         ssl_context: Serve ``wss://`` with this TLS context.
         client_address_header: Behind a trusted reverse proxy, read the client address from the
             last entry of this header (e.g. ``"X-Forwarded-For"``) for per-client limits.
+        ended_store: The record of ended channels shared by the relays of a set [RP §13.6]
+            (``None``: this relay's own memory only [RP §12.3]).
     """
 
     def __init__(
@@ -115,6 +123,7 @@ class RelayServer:
         limits: RelayLimits | None = None,
         ssl_context: ssl.SSLContext | None = None,
         client_address_header: str | None = None,
+        ended_store: EndedStore | None = None,
     ) -> None:
         self._host = host
         self._port = port
@@ -128,6 +137,7 @@ class RelayServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._ended = EndedChannels(ended_store) if ended_store is not None else None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -258,6 +268,18 @@ class RelayServer:
         verdict = self._table.check(
             authorization, channel_id, role, address, now=_monotonic(), wall_now=time.time()
         )
+        if self._ended is not None and not isinstance(verdict, Refuse):
+            # The set's record, asked only for a valid token the table admits [RP §13.6].
+            try:
+                if await self._ended.has_ended(channel_id, verdict.expires_at):
+                    verdict = Refuse(
+                        Ending.CHANNEL_ENDED,
+                        detail="ended on the relay set",
+                        token_id=verdict.token_id,
+                    )
+            except EndedStoreError:  # logged by the record
+                # Fail closed: an unreadable record must not let an ended channel reopen.
+                return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, "relay state unavailable\n")
         if isinstance(verdict, Refuse):
             if verdict.ending is Ending.BAD_TOKEN:
                 await self._failed_auth.record_failure(address)
@@ -359,6 +381,8 @@ class RelayServer:
             actions = table.producer_left(ch, clean=True, too_big=False, last=message)
         except ConnectionClosed as exc:
             actions = table.producer_left(ch, clean=False, too_big=_too_big(exc), last=message)
+        if self._ended is not None:
+            await self._ended.producer_left(ch.id, message)  # a stream done is recorded here
         await self._run(actions)
 
     async def _serve_consumer(self, ws: ServerConnection, ch: Channel[ServerConnection]) -> None:
@@ -384,6 +408,8 @@ class RelayServer:
 
     async def _run(self, actions: tuple[Action[ServerConnection], ...]) -> None:
         """Carry out what the table decided: log, then close connections (concurrently)."""
+        if self._ended is not None:
+            await self._ended.record(actions)  # before the closes: the sides learn of it after
         closes = _note(actions)
         if closes:
             await asyncio.gather(*(_close(c.conn, c.ending) for c in closes))
@@ -391,6 +417,8 @@ class RelayServer:
     def _execute(self, actions: tuple[Action[ServerConnection], ...]) -> None:
         """Carry out ``actions`` without waiting for the closes (the sweeper's, a handler's
         last step)."""
+        if self._ended is not None:
+            self._ended.record_soon(actions)
         closes = _note(actions)
         if closes:
             task = asyncio.create_task(self._run(tuple(closes)))
@@ -470,6 +498,7 @@ def run_relay(
     limits: RelayLimits | None = None,
     ssl_context: ssl.SSLContext | None = None,
     client_address_header: str | None = None,
+    state_url: str | None = None,
 ) -> None:
     """Run a relay until SIGINT or SIGTERM, then shut it down gracefully (``stream relay``).
 
@@ -480,13 +509,17 @@ def run_relay(
         limits: The relay's bounds (defaults: :class:`RelayLimits`).
         ssl_context: Serve ``wss://`` with this TLS context.
         client_address_header: See :class:`RelayServer`.
+        state_url: SQLAlchemy URL of the record of ended channels shared by the relay set
+            (``STREAM_RELAY_STATE_URL``; PostgreSQL across machines, SQLite on one) [RP §13.6].
 
     Raises:
-        ConfigurationError: If the secret is missing or too short.
+        ConfigurationError: If the secret is missing or too short, or ``state_url`` is not a
+            usable database.
     """
     if not secret:
         raise ConfigurationError("the relay needs a secret to verify channel tokens")
     _secret_bytes(secret)  # fail before binding
+    ended_store = open_ended_store(state_url)
 
     async def main() -> None:
         relay = RelayServer(
@@ -496,6 +529,7 @@ def run_relay(
             limits=limits,
             ssl_context=ssl_context,
             client_address_header=client_address_header,
+            ended_store=ended_store,
         )
         await relay.start()
         stop = asyncio.Event()
