@@ -108,9 +108,11 @@ def _local(r: dict[str, Any]) -> tuple[str, str, bool | None]:
 
 def _overhead(r: dict[str, Any]) -> tuple[str, str, bool | None]:
     o = r["overhead_ms"]
+    floor = r.get("langgraph_floor_ms")
+    beside = f"; LangGraph's own floor for this graph {_num(floor['p50'])} ms" if floor else ""
     return (
         "router TTFT overhead (judge excluded), p50",
-        f"{_num(o['p50'])} ms (p95 {_num(o['p95'])} ms)",
+        f"{_num(o['p50'])} ms (p95 {_num(o['p95'])} ms{beside})",
         o["p50"] <= 2,
     )
 
