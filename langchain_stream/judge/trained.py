@@ -27,14 +27,17 @@ import threading
 import time
 import unicodedata
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 
 from langchain_stream.judge.base import Complexity, Judgment
+
+T = TypeVar("T")
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
 WEIGHTS_FILE = "trained.npz"
@@ -484,21 +487,45 @@ class LinearModel:
         return z / z.sum()
 
 
-_CACHE: dict[Path, LinearModel] = {}
-_CACHE_LOCK = threading.Lock()
+class ArtifactCache(Generic[T]):
+    """Artifacts loaded once per process per directory (default: the shipped ones).
+
+    Loading takes tens of milliseconds and many threads may ask at once: the first loads, the
+    others wait for it, and later calls take no lock.
+    """
+
+    def __init__(self, load: Callable[[Path], T]) -> None:
+        self._load = load
+        self._loaded: dict[Path, T] = {}
+        self._lock = threading.Lock()
+
+    def get(self, directory: Path | None = None) -> T:
+        """The artifacts in ``directory``, loaded on the first call."""
+        key = (directory or ARTIFACT_DIR).resolve()
+        value = self._loaded.get(key)
+        if value is None:
+            with self._lock:
+                value = self._loaded.get(key)
+                if value is None:
+                    value = self._load(key)
+                    self._loaded[key] = value
+        return value
+
+    def clear(self) -> None:
+        """Forget what was loaded, so the next call loads again."""
+        with self._lock:
+            self._loaded.clear()
+
+    def __len__(self) -> int:
+        return len(self._loaded)
+
+
+_CACHE: ArtifactCache[LinearModel] = ArtifactCache(LinearModel.load)
 
 
 def load_model(directory: Path | None = None) -> LinearModel:
     """The model in ``directory`` (default: the shipped artifacts), loaded once per process."""
-    key = (directory or ARTIFACT_DIR).resolve()
-    model = _CACHE.get(key)
-    if model is None:
-        with _CACHE_LOCK:
-            model = _CACHE.get(key)
-            if model is None:
-                model = LinearModel.load(key)
-                _CACHE[key] = model
-    return model
+    return _CACHE.get(directory)
 
 
 def warm_up(directory: Path | None = None) -> None:
