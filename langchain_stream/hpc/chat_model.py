@@ -22,18 +22,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.messages.utils import convert_to_openai_messages
 from langchain_core.outputs import ChatGenerationChunk
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 
-from langchain_stream._threads import iterate_async
+from langchain_stream._threads import AsyncSource
 from langchain_stream.config import Settings, get_settings
 from langchain_stream.errors import (
     ConfigurationError,
@@ -588,31 +587,15 @@ class ChatHPC(StreamFirstChatModel):
         for chunk in summary_chunks(summary, self.model_name):
             yield chunk
 
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        for message in iterate_async(lambda: self._achunks(messages, stop, kwargs)):
-            chunk = ChatGenerationChunk(message=message)
-            if run_manager:
-                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+    def _chunk_source(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> AsyncSource[ChatGenerationChunk]:
+        # The relay and Globus Compute are async I/O: sync callers run it on the background loop.
+        async def chunks() -> AsyncIterator[ChatGenerationChunk]:
+            async for message in self._achunks(messages, stop, kwargs):
+                yield ChatGenerationChunk(message=message)
 
-    async def _astream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[ChatGenerationChunk]:
-        async for message in self._achunks(messages, stop, kwargs):
-            chunk = ChatGenerationChunk(message=message)
-            if run_manager:
-                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+        return AsyncSource(chunks)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -22,7 +21,7 @@ from langchain_core.messages.utils import convert_to_openai_messages
 from langchain_core.outputs import ChatGenerationChunk
 from pydantic import Field, PrivateAttr
 
-from langchain_stream._threads import aiter_in_thread
+from langchain_stream._threads import BlockingSource
 from langchain_stream.config import get_settings
 from langchain_stream.errors import InvalidRequestError
 from langchain_stream.llama.runtime import GenerationStats, LlamaModel, Sampling, load_model
@@ -175,32 +174,11 @@ class ChatLocal(StreamFirstChatModel):
 
     # --- generation --------------------------------------------------------------------------
 
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        for chunk in self._iter_chunks(messages, stop, threading.Event(), **kwargs):
-            if run_manager:
-                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
-
-    async def _astream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[ChatGenerationChunk]:
-        def produce(cancel: threading.Event) -> Iterator[ChatGenerationChunk]:
-            return self._iter_chunks(messages, stop, cancel, **kwargs)
-
-        async for chunk in aiter_in_thread(produce):
-            if run_manager:
-                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+    def _chunk_source(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> BlockingSource[ChatGenerationChunk]:
+        # llama.cpp blocks: async callers read the chunks from a worker thread.
+        return BlockingSource(lambda cancel: self._iter_chunks(messages, stop, cancel, **kwargs))
 
     def _iter_chunks(
         self,
