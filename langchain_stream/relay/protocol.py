@@ -423,18 +423,19 @@ class ChannelSealer(_ChannelCipher):
         frames: list[bytes] = []
         batch: list[bytes] = []
         size = 0
+        budget = self._body_budget
         for token in tokens:
             encoded = _utf8(token)
             cost = len(encoded) + 4  # its bytes and its length field
-            if size + cost > self._body_budget and batch:
+            if size + cost > budget and batch:
                 frames.append(self._seal_data(batch))
                 batch, size = [], 0
-            if cost <= self._body_budget:
+            if cost <= budget:
                 batch.append(encoded)
                 size += cost
                 continue
             # Four UTF-8 bytes per character at most, so each piece fits in a frame.
-            step = (self._body_budget - 4) // 4
+            step = (budget - 4) // 4
             frames.extend(self.seal_token(token[i : i + step]) for i in range(0, len(token), step))
         if batch:
             frames.append(self._seal_data(batch))
