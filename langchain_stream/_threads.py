@@ -6,6 +6,8 @@
   background event loop, so sync entry points reuse the async implementation.
 - :func:`aiter_in_task`: consume an async iterator that runs in a task of its own, so the
   context variables it sets stay out of the consumer's context.
+- :class:`BlockingSource` and :class:`AsyncSource`: an iterator written once, blocking or
+  async, that both sync and async callers consume.
 
 Threads are created once and reused: starting a thread per request costs milliseconds on a
 busy machine, more than the router's whole budget.
@@ -19,7 +21,7 @@ import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -179,3 +181,31 @@ async def aiter_in_task(
             # wait() does not re-raise the task's own cancellation into this clean-up, which
             # under anyio's repeated cancellations left the work running.
             await asyncio.wait([task])
+
+
+class BlockingSource(Generic[T]):
+    """Items a blocking iterator yields (llama.cpp generation): async callers get them from the
+    shared worker pool. ``make_iter`` takes an event set when the consumer leaves."""
+
+    def __init__(self, make_iter: Callable[[threading.Event], Iterator[T]]) -> None:
+        self._make_iter = make_iter
+
+    def iterate(self) -> Iterator[T]:
+        return self._make_iter(threading.Event())
+
+    def aiterate(self) -> AsyncIterator[T]:
+        return aiter_in_thread(self._make_iter)
+
+
+class AsyncSource(Generic[T]):
+    """Items an async iterator yields (network I/O): sync callers get them from the background
+    event loop."""
+
+    def __init__(self, make_aiter: Callable[[], AsyncIterator[T]]) -> None:
+        self._make_aiter = make_aiter
+
+    def iterate(self) -> Iterator[T]:
+        return iterate_async(self._make_aiter)
+
+    def aiterate(self) -> AsyncIterator[T]:
+        return self._make_aiter()

@@ -306,23 +306,10 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("relay_urls", mode="before")
+    @field_validator("relay_urls", "image_media_types", "api_keys", mode="before")
     @classmethod
-    def _split_urls(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @field_validator("image_media_types", mode="before")
-    @classmethod
-    def _split_media_types(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @field_validator("api_keys", mode="before")
-    @classmethod
-    def _split_keys(cls, value: Any) -> Any:
+    def _split_commas(cls, value: Any) -> Any:
+        # One environment variable carries a list as comma-separated parts.
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value

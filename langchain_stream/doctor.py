@@ -27,6 +27,11 @@ class HealthRow(BaseModel):
     detail: str
 
 
+def not_configured(part: str, detail: str) -> HealthRow:
+    """The row of a part that is not set up: ``detail`` says what would set it up."""
+    return HealthRow(part=part, configured=False, healthy=False, detail=detail)
+
+
 class TierStatus(BaseModel):
     """One configured tier, as ``stream tiers`` lists it."""
 
@@ -167,12 +172,7 @@ def check_routing_shares(settings: Settings) -> HealthRow:
 
     store = PolicyEngine(settings).store
     if store is None:
-        return HealthRow(
-            part="routing shares",
-            configured=False,
-            healthy=False,
-            detail="no audit log (STREAM_DATABASE_URL=none)",
-        )
+        return not_configured("routing shares", "no audit log (STREAM_DATABASE_URL=none)")
 
     def run() -> str:
         window = ShareWindow(settings.judge_share_window, target=settings.judge_target)
@@ -213,12 +213,10 @@ def check_hpc(settings: Settings, relays: list[HealthRow] | None = None) -> Heal
     is asked of Globus only when the SDK is already logged in (a check never prompts).
     """
     if not settings.hpc_endpoint_id:
-        return HealthRow(
-            part="hpc tier",
-            configured=False,
-            healthy=False,
-            detail="not configured: set STREAM_HPC_ENDPOINT_ID (`local` runs it on this "
-            "machine) and STREAM_RELAY_URLS",
+        return not_configured(
+            "hpc tier",
+            "not configured: set STREAM_HPC_ENDPOINT_ID (`local` runs it on this machine) and "
+            "STREAM_RELAY_URLS",
         )
 
     def run() -> str:
@@ -281,11 +279,8 @@ def _globus_endpoint_status(endpoint_id: str) -> str:
 def check_cloud(settings: Settings) -> HealthRow:
     """The cloud API answers its model listing with the configured key."""
     if not settings.cloud_model:
-        return HealthRow(
-            part="cloud tier",
-            configured=False,
-            healthy=False,
-            detail="not configured: set STREAM_CLOUD_MODEL (and STREAM_CLOUD_API_KEY)",
+        return not_configured(
+            "cloud tier", "not configured: set STREAM_CLOUD_MODEL (and STREAM_CLOUD_API_KEY)"
         )
 
     def run() -> str:

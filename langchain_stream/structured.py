@@ -7,9 +7,9 @@ the provider's structured outputs for OpenAI-compatible servers).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from operator import itemgetter
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -20,7 +20,7 @@ from langchain_core.output_parsers.openai_tools import (
     JsonOutputKeyToolsParser,
     PydanticToolsParser,
 )
-from langchain_core.outputs import ChatResult
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
@@ -57,33 +57,26 @@ def with_structured_output_via(
             if is_pydantic
             else JsonOutputKeyToolsParser(key_name=tool["function"]["name"], first_tool_only=True)
         )
-    elif method == "json_schema":
-        if schema is None:
-            raise InvalidRequestError("method='json_schema' needs a schema")
-        json_schema = convert_to_json_schema(schema)
-        response_format = {
-            "type": "json_schema",
-            "json_schema": {"name": json_schema.get("title", "output"), "schema": json_schema},
-        }
-        llm = model.bind(
-            response_format=response_format, ls_structured_output_format=structured_format
-        )
-        parser = (
-            PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
-            if is_pydantic
-            else JsonOutputParser()
-        )
-    elif method == "json_mode":
-        # With a schema, the reply is held to it as well: a grammar costs nothing extra, and
-        # a small model cannot be trusted to follow a schema it is only told about.
-        response_format = (
-            {"type": "json_object"}
-            if schema is None
-            else {
-                "type": "json_object",
-                "schema": convert_to_json_schema(schema),
+    elif method in ("json_schema", "json_mode"):
+        if method == "json_schema":
+            if schema is None:
+                raise InvalidRequestError("method='json_schema' needs a schema")
+            json_schema = convert_to_json_schema(schema)
+            response_format = {
+                "type": "json_schema",
+                "json_schema": {"name": json_schema.get("title", "output"), "schema": json_schema},
             }
-        )
+        else:
+            # With a schema, the reply is held to it as well: a grammar costs nothing extra, and
+            # a small model cannot be trusted to follow a schema it is only told about.
+            response_format = (
+                {"type": "json_object"}
+                if schema is None
+                else {
+                    "type": "json_object",
+                    "schema": convert_to_json_schema(schema),
+                }
+            )
         llm = model.bind(
             response_format=response_format, ls_structured_output_format=structured_format
         )
@@ -125,11 +118,21 @@ def openai_tool_choice(
     return {"type": "function", "function": {"name": tool_choice}}
 
 
+class ChunkSource(Protocol):
+    """An answer's chunks, written once (blocking or async) and read from either side."""
+
+    def iterate(self) -> Iterator[ChatGenerationChunk]: ...
+
+    def aiterate(self) -> AsyncIterator[ChatGenerationChunk]: ...
+
+
 class StreamFirstChatModel(BaseChatModel):
-    """Base of the package's chat models: they implement ``_stream``/``_astream`` only (invoke
-    is derived from the stream), and hand OpenAI-format ``tools``, ``tool_choice`` and
-    ``response_format`` on to whatever answers (a llama.cpp grammar, a tier, a worker's
-    backend)."""
+    """Base of the package's chat models: they implement streaming only (invoke is derived from
+    the stream), and hand OpenAI-format ``tools``, ``tool_choice`` and ``response_format`` on
+    to whatever answers (a llama.cpp grammar, a tier, a worker's backend).
+
+    A model gives its answer's chunks once, through :meth:`_chunk_source`, and ``_stream`` and
+    ``_astream`` read them and report each to the run's handlers; or it overrides both."""
 
     ls_provider: ClassVar[str] = "langchain-stream"
     """The provider named in traces (LangSmith's ``ls_provider``)."""
@@ -153,6 +156,36 @@ class StreamFirstChatModel(BaseChatModel):
         if stop := stop or getattr(self, "stop", None):
             params["ls_stop"] = stop
         return params
+
+    def _chunk_source(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> ChunkSource:
+        """Where the answer's chunks come from, for both sync and async callers."""
+        raise NotImplementedError(f"{type(self).__name__} streams by _stream/_astream")
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        for chunk in self._chunk_source(messages, stop, kwargs).iterate():
+            if run_manager:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        async for chunk in self._chunk_source(messages, stop, kwargs).aiterate():
+            if run_manager:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
 
     def _generate(
         self,

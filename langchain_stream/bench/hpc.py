@@ -19,9 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
 
-from rich.progress import track
-
-from langchain_stream.bench.stats import machine, percentiles, samples, story_prompt
+from langchain_stream.bench.stats import machine, percentiles, samples, story_prompt, with_progress
 from langchain_stream.hpc.chat_model import ChatHPC
 from langchain_stream.hpc.local_endpoint import LocalEndpoint
 
@@ -85,8 +83,7 @@ def run_hpc_bench(
         relay_added: list[float] = []
         request_dispatch: list[float] = []
         backend_ttft: list[float] = []
-        steps = range(runs)
-        for run in track(steps, description="bench hpc") if progress else steps:
+        for run in with_progress(range(runs), "bench hpc", progress):
             prompt = story_prompt(run)
             order = ["relay", "batch"] if run % 2 == 0 else ["batch", "relay"]
             for mode in order:

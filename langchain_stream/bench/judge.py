@@ -23,9 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.progress import track
-
-from langchain_stream.bench.stats import machine, percentiles, samples
+from langchain_stream.bench.stats import machine, percentiles, samples, with_progress
 from langchain_stream.judge.base import Complexity
 from langchain_stream.judge.evaluate import CLASS_NAMES, EvalRow, evaluate, load_jsonl, metrics
 from langchain_stream.judge.heuristic import KeywordJudge
@@ -86,7 +84,7 @@ def run_judge_bench(
     goal = dict(zip(CLASS_NAMES, parse_target(target), strict=True))
     predicted: list[Complexity] = []
     latencies: list[float] = []
-    for row in track(rows, description="bench judge") if progress else rows:
+    for row in with_progress(rows, "bench judge", progress):
         started = time.perf_counter()
         judgment = chosen.judge(row.text, row.context)
         latencies.append((time.perf_counter() - started) * 1000.0)

@@ -15,9 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from rich.progress import track
-
-from langchain_stream.bench.stats import machine, percentiles, samples, story_prompt
+from langchain_stream.bench.stats import machine, percentiles, samples, story_prompt, with_progress
 from langchain_stream.llama.extra_buffers import new_llama
 from langchain_stream.tiers.local import ChatLocal
 
@@ -65,8 +63,7 @@ def run_local_bench(
     ttft: dict[str, list[float]] = {name: [] for name in contenders}
     rate: dict[str, list[float]] = {name: [] for name in contenders}
     order = list(contenders)
-    steps = range(runs)
-    for run in track(steps, description="bench local") if progress else steps:
+    for run in with_progress(range(runs), "bench local", progress):
         prompt = story_prompt(run)
         for name in order if run % 2 == 0 else reversed(order):
             started = time.perf_counter()

@@ -24,10 +24,9 @@ from typing import Any, TypedDict
 from langchain_core.messages import BaseMessageChunk
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
-from rich.progress import track
 
 from langchain_stream._threads import iterate_async
-from langchain_stream.bench.stats import machine, percentiles, samples
+from langchain_stream.bench.stats import machine, percentiles, samples, with_progress
 from langchain_stream.chat_model import StreamChatModel
 from langchain_stream.tiers.local import ChatLocal
 
@@ -107,8 +106,7 @@ def run_overhead_bench(*, runs: int = 40, progress: bool = False) -> dict[str, A
     routed: list[float] = []
     judge_ms: list[float] = []
     within: list[float] = []
-    steps = range(runs)
-    for run in track(steps, description="bench overhead") if progress else steps:
+    for run in with_progress(range(runs), "bench overhead", progress):
         question = QUESTIONS[run % len(QUESTIONS)]
         pair = [("direct", f"{question} ({run}a)"), ("routed", f"{question} ({run}b)")]
         for kind, prompt in pair if run % 2 == 0 else reversed(pair):

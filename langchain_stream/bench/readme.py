@@ -106,15 +106,34 @@ def _local(r: dict[str, Any]) -> tuple[str, str, bool | None]:
     )
 
 
+def _p50_within(
+    key: str, title: str, limit_ms: float
+) -> Callable[[dict[str, Any]], tuple[str, str, bool | None]]:
+    """A row of the latency ``key`` (p50 and p95, in ms), whose p50 must stay within
+    ``limit_ms``."""
+
+    def row(r: dict[str, Any]) -> tuple[str, str, bool | None]:
+        ms = r[key]
+        return (title, f"{_num(ms['p50'])} ms (p95 {_num(ms['p95'])} ms)", ms["p50"] <= limit_ms)
+
+    return row
+
+
+_router_overhead = _p50_within("overhead_ms", "router TTFT overhead (judge excluded), p50", 2)
+
+
 def _overhead(r: dict[str, Any]) -> tuple[str, str, bool | None]:
-    o = r["overhead_ms"]
+    """The router's overhead, beside LangGraph's own floor for the router's graph."""
+    title, measured, met = _router_overhead(r)
     floor = r.get("langgraph_floor_ms")
-    beside = f"; LangGraph's own floor for this graph {_num(floor['p50'])} ms" if floor else ""
-    return (
-        "router TTFT overhead (judge excluded), p50",
-        f"{_num(o['p50'])} ms (p95 {_num(o['p95'])} ms{beside})",
-        o["p50"] <= 2,
-    )
+    if floor:
+        measured = f"{measured}; LangGraph's own floor for this graph: {_num(floor['p50'])} ms"
+    return title, measured, met
+
+
+_hpc_added = _p50_within(
+    "relay_added_ms", "what the relay adds to the HPC tier's first token, p50", 5
+)
 
 
 def _relay_peer(r: dict[str, Any], text: Callable[[dict[str, Any]], str]) -> str:
@@ -124,16 +143,38 @@ def _relay_peer(r: dict[str, Any], text: Callable[[dict[str, Any]], str]) -> str
     return f"streamrelay {text(peer)}"
 
 
-def _relay_hop(r: dict[str, Any]) -> tuple[str, str, bool | None]:
-    def hop(x: dict[str, Any]) -> str:
-        return f"{_num(x['hop_ms']['p50'])} / {_num(x['hop_ms']['p99'])}"
+def _beside_streamrelay(
+    title: str,
+    figure: Callable[[dict[str, Any]], str],
+    unit: str,
+    ok: Callable[[dict[str, Any]], bool],
+) -> Callable[[dict[str, Any]], tuple[str, str, bool | None]]:
+    """A row of the relay's paced phase: our ``figure`` beside streamrelay's. ``title`` may
+    name ``{paced}``, the phase's streams and rate."""
 
-    rate = r["conditions"]["rate"]
-    return (
-        f"relay hop, {r['streams']} streams × {rate:g} tokens/s, p50 / p99",
-        f"{hop(r)} ms ({_relay_peer(r, hop)})",
-        r["hop_ms"]["p50"] <= 2 and r["hop_ms"]["p99"] <= 10,
-    )
+    def row(r: dict[str, Any]) -> tuple[str, str, bool | None]:
+        paced = f"{r['streams']} streams × {r['conditions']['rate']:g} tokens/s"
+        return (
+            title.format(paced=paced),
+            f"{figure(r)}{unit} ({_relay_peer(r, figure)})",
+            ok(r),
+        )
+
+    return row
+
+
+_relay_hop = _beside_streamrelay(
+    "relay hop, {paced}, p50 / p99",
+    lambda x: f"{_num(x['hop_ms']['p50'])} / {_num(x['hop_ms']['p99'])}",
+    " ms",
+    lambda r: r["hop_ms"]["p50"] <= 2 and r["hop_ms"]["p99"] <= 10,
+)
+_relay_loss = _beside_streamrelay(
+    "{paced}: tokens lost / reordered",
+    lambda x: f"{x['lost']} / {x['reordered']}",
+    "",
+    lambda r: r["lost"] == 0 and r["reordered"] == 0,
+)
 
 
 def _relay_cpu(r: dict[str, Any]) -> tuple[str, str, bool | None]:
@@ -155,32 +196,11 @@ def _relay_cpu(r: dict[str, Any]) -> tuple[str, str, bool | None]:
     )
 
 
-def _relay_loss(r: dict[str, Any]) -> tuple[str, str, bool | None]:
-    def loss(x: dict[str, Any]) -> str:
-        return f"{x['lost']} / {x['reordered']}"
-
-    rate = r["conditions"]["rate"]
-    return (
-        f"{r['streams']} streams × {rate:g} tokens/s: tokens lost / reordered",
-        f"{loss(r)} ({_relay_peer(r, loss)})",
-        r["lost"] == 0 and r["reordered"] == 0,
-    )
-
-
 def _hpc_speedup(r: dict[str, Any]) -> tuple[str, str, bool | None]:
     return (
         f"HPC TTFT, relay vs batch, {r['max_tokens']}-token answers (p50)",
         f"{_num(r['ttft_relay_ms'])} vs {_num(r['ttft_batch_ms'])} ms ({r['speedup']:g}×)",
         r["speedup"] >= 20,
-    )
-
-
-def _hpc_added(r: dict[str, Any]) -> tuple[str, str, bool | None]:
-    added = r["relay_added_ms"]
-    return (
-        "what the relay adds to the HPC tier's first token, p50",
-        f"{_num(added['p50'])} ms (p95 {_num(added['p95'])} ms)",
-        added["p50"] <= 5,
     )
 
 

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -315,16 +315,20 @@ async def _one(
     return (ttft if ttft is not None else total), total, routing
 
 
-async def _measure(
-    contenders: list[Contender],
-    *,
-    runs: int,
-    requests: int,
-    concurrency: list[int],
-    max_tokens: int,
-    throughput_max_tokens: int,
-    progress: bool,
-) -> None:
+@dataclass(frozen=True)
+class ServeSizes:
+    """How much ``stream bench serve`` measures (see :func:`run_serve_bench`)."""
+
+    runs: int
+    requests: int
+    concurrency: list[int]
+    max_tokens: int
+    throughput_max_tokens: int
+
+
+async def _measure(contenders: list[Contender], sizes: ServeSizes, progress: bool) -> None:
+    runs, requests, concurrency = sizes.runs, sizes.requests, sizes.concurrency
+    max_tokens, throughput_max_tokens = sizes.max_tokens, sizes.throughput_max_tokens
     prompts = (prompt(i) for i in itertools.count())
     limits = httpx.Limits(max_connections=max(concurrency) * 2, max_keepalive_connections=256)
     with Progress(disable=not progress, transient=True) as bar:
@@ -446,36 +450,20 @@ def run_serve_bench(
     """
     if backend not in BACKENDS:
         raise ConfigurationError(f"unknown backend {backend!r}: use {' or '.join(BACKENDS)}")
-    levels = concurrency or [1, 16, 64]
+    sizes = ServeSizes(
+        runs, requests, concurrency or [1, 16, 64], max_tokens, throughput_max_tokens
+    )
     skipped: dict[str, str] = {}
     # A terminated benchmark still stops the servers it started (SystemExit runs `finally`).
     with contextlib.ExitStack() as restore:
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
             restore.callback(signal.signal, signal.SIGTERM, previous)
-        return _run(
-            backend,
-            runs,
-            requests,
-            levels,
-            max_tokens,
-            throughput_max_tokens,
-            peers,
-            progress,
-            skipped,
-        )
+        return _run(backend, sizes, peers, progress, skipped)
 
 
 def _run(
-    backend_kind: str,
-    runs: int,
-    requests: int,
-    levels: list[int],
-    max_tokens: int,
-    throughput_max_tokens: int,
-    peers: bool,
-    progress: bool,
-    skipped: dict[str, str],
+    backend_kind: str, sizes: ServeSizes, peers: bool, progress: bool, skipped: dict[str, str]
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="stream-bench-serve-") as tmp:
         procs = _Processes(Path(tmp))
@@ -488,25 +476,7 @@ def _run(
                         contenders.append(start(procs, backend))
                     except ConfigurationError as exc:
                         skipped[name] = str(exc).splitlines()[0]
-            asyncio.run(
-                _measure(
-                    contenders,
-                    runs=runs,
-                    requests=requests,
-                    concurrency=levels,
-                    max_tokens=max_tokens,
-                    throughput_max_tokens=throughput_max_tokens,
-                    progress=progress,
-                )
-            )
+            asyncio.run(_measure(contenders, sizes, progress))
         finally:
             procs.stop_all()
-    return _report(
-        contenders,
-        skipped,
-        backend=backend_kind,
-        runs=runs,
-        max_tokens=max_tokens,
-        throughput_max_tokens=throughput_max_tokens,
-        concurrency=levels,
-    )
+    return _report(contenders, skipped, backend=backend_kind, **asdict(sizes))

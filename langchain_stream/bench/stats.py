@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 import numpy as np
+from rich.progress import track
+
+T = TypeVar("T")
+
+
+def with_progress(items: Sequence[T], description: str, progress: bool) -> Iterable[T]:
+    """``items``, with a progress bar on stderr while they are consumed when ``progress``."""
+    return track(items, description=description) if progress else items
 
 
 def percentiles(values: Sequence[float], digits: int = 3) -> dict[str, float]:

@@ -36,17 +36,6 @@ from langchain_stream.bench.stats import machine
 
 REPORT_NAME = "report.json"
 
-# Where each bench's function lives; imported only when it runs, as the CLI does.
-RUNNERS: dict[str, str] = {
-    "judge": "langchain_stream.bench.judge:run_judge_bench",
-    "local": "langchain_stream.bench.local:run_local_bench",
-    "overhead": "langchain_stream.bench.overhead:run_overhead_bench",
-    "relay": "langchain_stream.bench.relay:run_relay_bench",
-    "hpc": "langchain_stream.bench.hpc:run_hpc_bench",
-    "compression": "langchain_stream.bench.compression:run_compression_bench",
-    "serve": "langchain_stream.bench.serve:run_serve_bench",
-}
-
 # Options whose command-line flag is not the parameter's name.
 _FLAGS = {"eval_file": "--eval"}
 
@@ -79,11 +68,10 @@ class BenchSpec:
         return shlex.join([*args, "--json"])
 
     def run(self, progress: bool) -> dict[str, Any]:
-        """Run the bench's function with these options."""
-        module, _, attribute = RUNNERS[self.bench].partition(":")
-        function: Callable[..., dict[str, Any]] = getattr(
-            importlib.import_module(module), attribute
-        )
+        """Run the bench's function with these options: ``run_<bench>_bench`` of the module
+        ``langchain_stream.bench.<bench>``, imported only now, as the CLI does."""
+        module = importlib.import_module(f"langchain_stream.bench.{self.bench}")
+        function: Callable[..., dict[str, Any]] = getattr(module, f"run_{self.bench}_bench")
         options = {k: list(v) if isinstance(v, tuple) else v for k, v in self.options.items()}
         return function(**options, progress=progress)
 

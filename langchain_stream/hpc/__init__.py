@@ -14,8 +14,9 @@ chat-model machinery nor the Globus Compute SDK unless it needs them.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from langchain_stream._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "ChatHPC": "langchain_stream.hpc.chat_model",
@@ -42,14 +43,4 @@ if TYPE_CHECKING:
     from langchain_stream.hpc.worker import hpc_worker
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'langchain_stream.hpc' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

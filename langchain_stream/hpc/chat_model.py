@@ -22,18 +22,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.messages.utils import convert_to_openai_messages
 from langchain_core.outputs import ChatGenerationChunk
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 
-from langchain_stream._threads import iterate_async
+from langchain_stream._threads import AsyncSource
 from langchain_stream.config import Settings, get_settings
 from langchain_stream.errors import (
     ConfigurationError,
@@ -439,11 +438,7 @@ class ChatHPC(StreamFirstChatModel):
                 async with asyncio.timeout(max(deadline - loop.time(), 0.0)):
                     await consumer.connect()
             except TimeoutError:
-                raise FirstTokenTimeoutError(
-                    f"could not reach a relay within {self.first_token_timeout_s} s",
-                    tier=_TIER,
-                    timeout_s=self.first_token_timeout_s,
-                ) from None
+                raise self._first_token_late("could not reach a relay") from None
             except RelayUnavailableError as exc:
                 if not self.batch_fallback or uploads:
                     raise TierUnavailableError(f"no relay reachable: {exc}", tier=_TIER) from exc
@@ -520,11 +515,7 @@ class ChatHPC(StreamFirstChatModel):
             async with asyncio.timeout(max(remaining, 0.0)):
                 await send_images(urls, channel_id, token, key, uploads)
         except TimeoutError:
-            raise FirstTokenTimeoutError(
-                f"the images were not uploaded within {self.first_token_timeout_s} s",
-                tier=_TIER,
-                timeout_s=self.first_token_timeout_s,
-            ) from None
+            raise self._first_token_late("the images were not uploaded") from None
         except RelayError as exc:
             raise TierUnavailableError(f"the image upload failed: {exc}", tier=_TIER) from exc
 
@@ -563,11 +554,8 @@ class ChatHPC(StreamFirstChatModel):
                         f"the HPC worker stopped: {summary.get('cancel_reason')}", tier=_TIER
                     )
                 continue  # it streamed everything: the tokens are on their way
-            raise FirstTokenTimeoutError(
-                f"no token from the HPC tier within {self.first_token_timeout_s} s "
-                "(endpoint cold, queued or unreachable)",
-                tier=_TIER,
-                timeout_s=self.first_token_timeout_s,
+            raise self._first_token_late(
+                "no token from the HPC tier", "(endpoint cold, queued or unreachable)"
             )
 
     async def _summary(self, task: asyncio.Future[TaskSummary], deadline: float) -> TaskSummary:
@@ -576,12 +564,17 @@ class ChatHPC(StreamFirstChatModel):
         done, _ = await asyncio.wait({task}, timeout=max(remaining, 0.0))
         if not done:
             task.cancel()  # a task that has not started never will
-            raise FirstTokenTimeoutError(
-                f"no answer from the HPC tier (batch mode) within {self.first_token_timeout_s} s",
-                tier=_TIER,
-                timeout_s=self.first_token_timeout_s,
-            )
+            raise self._first_token_late("no answer from the HPC tier (batch mode)")
         return task_summary(task)
+
+    def _first_token_late(self, what: str, why: str = "") -> FirstTokenTimeoutError:
+        """The error for ``what`` not happening within the first-token timeout."""
+        within = f"{what} within {self.first_token_timeout_s} s"
+        return FirstTokenTimeoutError(
+            f"{within} {why}" if why else within,
+            tier=_TIER,
+            timeout_s=self.first_token_timeout_s,
+        )
 
     async def _abatch(
         self, executor: Executor, request: TaskRequest, deadline: float, note: str | None
@@ -594,31 +587,15 @@ class ChatHPC(StreamFirstChatModel):
         for chunk in summary_chunks(summary, self.model_name):
             yield chunk
 
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        for message in iterate_async(lambda: self._achunks(messages, stop, kwargs)):
-            chunk = ChatGenerationChunk(message=message)
-            if run_manager:
-                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+    def _chunk_source(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> AsyncSource[ChatGenerationChunk]:
+        # The relay and Globus Compute are async I/O: sync callers run it on the background loop.
+        async def chunks() -> AsyncIterator[ChatGenerationChunk]:
+            async for message in self._achunks(messages, stop, kwargs):
+                yield ChatGenerationChunk(message=message)
 
-    async def _astream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[ChatGenerationChunk]:
-        async for message in self._achunks(messages, stop, kwargs):
-            chunk = ChatGenerationChunk(message=message)
-            if run_manager:
-                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+        return AsyncSource(chunks)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -20,7 +20,7 @@ import re
 import time
 import tomllib
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from langchain_stream.judge.base import Complexity, ComplexityJudge, Judgment, is_quick
+from langchain_stream.judge.trained import scored_judgment, softmax
 
 CLASSES: tuple[Complexity, ...] = (Complexity.LOW, Complexity.MEDIUM, Complexity.HIGH)
 # Scores of 0 are floored before the log so an offset can still move such a query.
@@ -145,29 +146,32 @@ class CalibratedJudge:
 
     def judge(self, query: str, context: Sequence[str] = ()) -> Judgment:
         """The inner judgment with the offsets applied to its scores and class."""
-        start = time.perf_counter()
+        started = time.perf_counter()
         judgment = self.inner.judge(query, context)
         if not judgment.scores:
             return judgment
-        z = log_scores(judgment) + self.offsets
-        probs = np.exp(z - z.max())
-        probs /= probs.sum()
-        return Judgment(
-            complexity=CLASSES[int(np.argmax(probs))],
-            scores={c: float(p) for c, p in zip(CLASSES, probs, strict=True)},
-            latency_ms=(time.perf_counter() - start) * 1000.0,
-            judge=judgment.judge,
-        )
+        probs = softmax(log_scores(judgment) + self.offsets)
+        return scored_judgment(probs, started=started, judge=judgment.judge)
 
 
-def load_queries(path: str | Path) -> list[tuple[str, tuple[str, ...]]]:
-    """Queries from a JSON Lines file: objects with ``text`` (and optional ``context``), or
-    plain JSON strings. Labels, if present, are ignored.
+@dataclass(frozen=True)
+class QueryLine:
+    """One query of a JSON Lines file."""
+
+    lineno: int
+    text: str
+    context: tuple[str, ...]
+    fields: dict[str, Any]
+    """The line's object (``{"text": ...}`` for a plain string), for the fields a caller reads."""
+
+
+def read_query_lines(path: str | Path) -> Iterator[QueryLine]:
+    """The queries of a JSON Lines file: objects with ``text`` (and optional ``context``, a
+    string or a list of strings), or plain JSON strings; blank lines are skipped.
 
     Raises:
         ValueError: a line is not JSON or has no text; the message names the line.
     """
-    queries: list[tuple[str, tuple[str, ...]]] = []
     with Path(path).open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -180,9 +184,21 @@ def load_queries(path: str | Path) -> list[tuple[str, tuple[str, ...]]]:
                 obj = {"text": obj}
             if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
                 raise ValueError(f"{path}:{lineno}: needs a string field 'text'")
-            context = obj.get("context") or ()
-            context = (context,) if isinstance(context, str) else context
-            queries.append((obj["text"], tuple(str(c) for c in context)))
+            ctx = obj.get("context") or ()
+            if isinstance(ctx, str):
+                ctx = (ctx,)
+            context = tuple(str(c) for c in ctx) if isinstance(ctx, list | tuple) else ()
+            yield QueryLine(lineno, obj["text"], context, obj)
+
+
+def load_queries(path: str | Path) -> list[tuple[str, tuple[str, ...]]]:
+    """Queries from a JSON Lines file (see :func:`read_query_lines`). Labels, if present, are
+    ignored.
+
+    Raises:
+        ValueError: a line is not JSON or has no text, or the file has no query.
+    """
+    queries = [(query.text, query.context) for query in read_query_lines(path)]
     if not queries:
         raise ValueError(f"{path}: no queries")
     return queries

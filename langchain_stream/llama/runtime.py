@@ -20,7 +20,6 @@ from __future__ import annotations
 import atexit
 import os
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_stream.errors import ModelLoadError, TierUnavailableError
 from langchain_stream.llama.extra_buffers import ExtraBuffersDecision, decide, new_llama
 from langchain_stream.llama.gguf_file import GGUFInfo, check_gguf_file
-from langchain_stream.llama.turns import ModelTurns, Turn, deadline_passed
+from langchain_stream.llama.turns import NO_CUTOFF, Cutoff, ModelTurns, Turn
 from langchain_stream.llama.vision import projector_handler, warm_up_image
 
 if TYPE_CHECKING:
@@ -38,6 +37,28 @@ if TYPE_CHECKING:
 PREFILL_SLICE_TOKENS = 128
 """Prompt tokens read between two looks at the deadline and at lighter waiting requests: about a
 second of work for a small model on one core, so a short request waits at most about that long."""
+
+
+_LLAMA_OPTIONS = ("temperature", "top_p", "repeat_penalty", "stop")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How a generation samples its tokens and when it ends on its own."""
+
+    max_tokens: int | None
+    """Most tokens to write; ``None``: as many as the context window leaves."""
+    temperature: float
+    stop: list[str] = field(default_factory=list)
+    """Strings that end the answer (not included in it)."""
+    seed: int | None = None
+    """Seeds the model's sampler before the answer; ``None`` leaves it as it is."""
+    top_p: float = 0.95
+    repeat_penalty: float = 1.0
+
+    def llama_options(self) -> dict[str, Any]:
+        """The keyword arguments of llama-cpp-python's completion calls this sets."""
+        return {name: getattr(self, name) for name in _LLAMA_OPTIONS}
 
 
 @dataclass
@@ -92,25 +113,16 @@ class LlamaModel:
     def generate(
         self,
         prompt_tokens: list[int],
+        sampling: Sampling,
         *,
-        max_tokens: int | None,
-        temperature: float,
-        stop: list[str],
         grammar: LlamaGrammar | None = None,
-        seed: int | None = None,
-        top_p: float = 0.95,
-        repeat_penalty: float = 1.0,
         stats: GenerationStats | None = None,
-        cancel: threading.Event | None = None,
-        deadline: float | None = None,
-        timeout_s: float | None = None,
+        cutoff: Cutoff = NO_CUTOFF,
     ) -> Iterator[str]:
         """Yield the completion's text pieces as llama.cpp produces them, holding a turn.
 
         Args:
-            deadline: ``time.monotonic()`` by which the whole generation must be over (waiting
-                for the turn included); ``None`` for none.
-            timeout_s: the seconds that deadline stands for, for the error message.
+            cutoff: when to stop early; its deadline covers waiting for the turn too.
 
         Raises:
             TierUnavailableError: the prompt does not fit the context window.
@@ -125,6 +137,7 @@ class LlamaModel:
                 f"window is {self.n_ctx}",
                 tier="local",
             )
+        max_tokens = sampling.max_tokens
         limit = room if max_tokens is None else min(max_tokens, room)
 
         calls = 0
@@ -135,30 +148,24 @@ class LlamaModel:
             # completion ends: an exact output-token count, which its streaming API lacks.
             nonlocal calls, out_of_time
             calls += 1
-            out_of_time = _past(deadline)
-            return out_of_time or (cancel is not None and cancel.is_set())
+            out_of_time = cutoff.past()
+            return out_of_time or cutoff.cancelled
 
         from llama_cpp import StoppingCriteriaList
 
-        with self.turns.take(
-            len(prompt_tokens), deadline=deadline, cancel=cancel, timeout_s=timeout_s
-        ) as turn:
-            self._read_prompt(prompt_tokens, turn, deadline, cancel, timeout_s)
-            if cancel is not None and cancel.is_set():
+        with self.turns.take(len(prompt_tokens), cutoff) as turn:
+            self._read_prompt(prompt_tokens, turn, cutoff)
+            if cutoff.cancelled:
                 stats.finish_reason = "cancelled"  # left while the prompt was being read
                 return
-            if seed is not None:
-                self.llama.set_seed(seed)
+            self._seed(sampling)
             pieces = self.llama.create_completion(
                 prompt_tokens,
                 max_tokens=limit,
-                temperature=temperature,
-                top_p=top_p,
-                repeat_penalty=repeat_penalty,
-                stop=stop,
                 stream=True,
                 grammar=grammar,
                 stopping_criteria=StoppingCriteriaList([count_sampled]),
+                **sampling.llama_options(),
             )
             try:
                 for piece in pieces:
@@ -170,25 +177,18 @@ class LlamaModel:
             finally:
                 pieces.close()
                 stats.output_tokens = calls - 1 if stats.finish_reason else calls
-        if cancel is not None and cancel.is_set():
+        if cutoff.cancelled:
             stats.finish_reason = "cancelled"
         elif out_of_time:
-            raise deadline_passed("writing the answer", timeout_s)
+            raise cutoff.passed("writing the answer")
 
     def chat(
         self,
         messages: list[dict[str, Any]],
+        sampling: Sampling,
         *,
-        max_tokens: int | None,
-        temperature: float,
-        stop: list[str],
-        seed: int | None = None,
-        top_p: float = 0.95,
-        repeat_penalty: float = 1.0,
         stats: GenerationStats | None = None,
-        cancel: threading.Event | None = None,
-        deadline: float | None = None,
-        timeout_s: float | None = None,
+        cutoff: Cutoff = NO_CUTOFF,
         weight: int = 1,
     ) -> Iterator[str]:
         """Yield the answer to OpenAI-style ``messages`` with images, holding a turn.
@@ -206,20 +206,16 @@ class LlamaModel:
         if self.projector is None:
             raise ModelLoadError(f"{self.path.name} has no vision projector", path=str(self.path))
         stats = stats if stats is not None else GenerationStats()
-        with self.turns.take(weight, deadline=deadline, cancel=cancel, timeout_s=timeout_s):
-            if seed is not None:
-                self.llama.set_seed(seed)
+        with self.turns.take(weight, cutoff):
+            self._seed(sampling)
             pieces: Any = iter(())
             try:
                 # The handler reads the prompt and the images here, before the first token.
                 pieces = self.llama.create_chat_completion(
                     messages=messages,
-                    max_tokens=max_tokens,
-                    temperature=temperature,
-                    top_p=top_p,
-                    repeat_penalty=repeat_penalty,
-                    stop=stop,
+                    max_tokens=sampling.max_tokens,
                     stream=True,
+                    **sampling.llama_options(),
                 )
                 for piece in pieces:
                     choice = piece["choices"][0]
@@ -229,7 +225,7 @@ class LlamaModel:
                         yield text
                     if choice.get("finish_reason"):
                         stats.finish_reason = choice["finish_reason"]
-                    if (cancel is not None and cancel.is_set()) or _past(deadline):
+                    if cutoff.cancelled or cutoff.past():
                         break
             finally:
                 if hasattr(pieces, "close"):
@@ -238,19 +234,16 @@ class LlamaModel:
                 # The cache now holds image embeddings under stale token ids: a text prompt
                 # must not take them for a shared prefix.
                 self.llama.reset()
-        if cancel is not None and cancel.is_set():
+        if cutoff.cancelled:
             stats.finish_reason = "cancelled"
-        elif _past(deadline):
-            raise deadline_passed("writing the answer", timeout_s)
+        elif cutoff.past():
+            raise cutoff.passed("writing the answer")
 
-    def _read_prompt(
-        self,
-        tokens: list[int],
-        turn: Turn,
-        deadline: float | None,
-        cancel: threading.Event | None,
-        timeout_s: float | None,
-    ) -> None:
+    def _seed(self, sampling: Sampling) -> None:
+        if sampling.seed is not None:
+            self.llama.set_seed(sampling.seed)
+
+    def _read_prompt(self, tokens: list[int], turn: Turn, cutoff: Cutoff) -> None:
         """Evaluate all but the last prompt token, in slices; the completion then finds them in
         the cache and reads only the last one.
 
@@ -263,21 +256,17 @@ class LlamaModel:
         # Keep what the cache already holds of this prompt (a shared system prompt, say).
         llama.n_tokens = _common_prefix(llama.input_ids[: llama.n_tokens], target)
         while llama.n_tokens < len(target):
-            if cancel is not None and cancel.is_set():
+            if cutoff.cancelled:
                 return  # the caller left: the rest of the prompt is not worth reading
-            if _past(deadline):
-                raise deadline_passed("reading the prompt", timeout_s)
+            if cutoff.past():
+                raise cutoff.passed("reading the prompt")
             left = len(target) - llama.n_tokens
             if turn.should_give_way(left):
                 progress = llama.save_state()
-                turn.give_way(left, deadline=deadline, cancel=cancel, timeout_s=timeout_s)
+                turn.give_way(left, cutoff)
                 llama.load_state(progress)
             start = llama.n_tokens
             llama.eval(target[start : start + PREFILL_SLICE_TOKENS])
-
-
-def _past(deadline: float | None) -> bool:
-    return deadline is not None and time.monotonic() >= deadline
 
 
 def _common_prefix(cached: Any, tokens: list[int]) -> int:
@@ -399,7 +388,7 @@ def _warm_up_vision(model: LlamaModel, projector: Path) -> None:
     image = {"type": "image_url", "image_url": {"url": warm_up_image()}}
     messages = [{"role": "user", "content": [image, {"type": "text", "text": "Hi"}]}]
     try:
-        for _ in model.chat(messages, max_tokens=1, temperature=0.0, stop=[]):
+        for _ in model.chat(messages, Sampling(max_tokens=1, temperature=0.0)):
             pass
     except ValueError as exc:  # llama-cpp-python's error for a projector it cannot load
         model.llama.close()
@@ -412,7 +401,6 @@ def _warm_up_vision(model: LlamaModel, projector: Path) -> None:
 def _warm_up(model: LlamaModel) -> None:
     """Run one short generation so the first real request pays no first-evaluation cost."""
     prompt, stop, added = model.format_prompt([{"role": "user", "content": "Hi"}])
-    for _ in model.generate(
-        model.prompt_tokens(prompt, added), max_tokens=2, temperature=0.0, stop=stop
-    ):
+    sampling = Sampling(max_tokens=2, temperature=0.0, stop=stop)
+    for _ in model.generate(model.prompt_tokens(prompt, added), sampling):
         pass

@@ -22,6 +22,35 @@ _POLL_S = 0.25
 """How often a waiter looks at its cancel event (waking is otherwise by notification)."""
 
 
+@dataclass(frozen=True)
+class Cutoff:
+    """When work on a model stops early: the caller left, or the request's deadline passed."""
+
+    cancel: threading.Event | None = None
+    """Set when the caller no longer wants the answer."""
+    deadline: float | None = None
+    """``time.monotonic()`` by which the whole request must be over; ``None`` for none."""
+    timeout_s: float | None = None
+    """The seconds that deadline stands for, for the error message."""
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the caller left."""
+        return self.cancel is not None and self.cancel.is_set()
+
+    def past(self) -> bool:
+        """Whether the deadline has passed."""
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def passed(self, doing: str) -> TierDeadlineError:
+        """The error for passing the deadline while ``doing``."""
+        return deadline_passed(doing, self.timeout_s)
+
+
+NO_CUTOFF = Cutoff()
+"""Work that runs to its end."""
+
+
 @dataclass(frozen=True, order=True)
 class _Ticket:
     cost: int
@@ -45,50 +74,33 @@ class ModelTurns:
         with self._cond:
             return self._held
 
-    def take(
-        self,
-        cost: int,
-        *,
-        deadline: float | None = None,
-        cancel: threading.Event | None = None,
-        timeout_s: float | None = None,
-    ) -> Turn:
-        """Wait for a turn for work of ``cost`` prompt tokens.
-
-        Args:
-            cost: prompt tokens the work has left to read.
-            deadline: ``time.monotonic()`` by which the turn must be had.
-            cancel: give up waiting once this is set.
-            timeout_s: the request's deadline in seconds, for the error message.
+    def take(self, cost: int, cutoff: Cutoff = NO_CUTOFF) -> Turn:
+        """Wait for a turn for work of ``cost`` prompt tokens (the prompt tokens it has left to
+        read), giving up at ``cutoff``.
 
         Raises:
-            TierDeadlineError: the deadline passed, or ``cancel`` was set, while waiting.
+            TierDeadlineError: the deadline passed while waiting.
+            TierUnavailableError: the caller left while waiting.
         """
         turn = Turn(self, cost)
-        turn.wait(deadline=deadline, cancel=cancel, timeout_s=timeout_s)
+        turn.wait(cutoff)
         return turn
 
-    def _acquire(
-        self,
-        ticket: _Ticket,
-        deadline: float | None,
-        cancel: threading.Event | None,
-        timeout_s: float | None,
-    ) -> None:
+    def _acquire(self, ticket: _Ticket, cutoff: Cutoff) -> None:
         with self._cond:
             self._waiting.add(ticket)
             try:
                 while self._held or min(self._waiting) != ticket:
-                    if cancel is not None and cancel.is_set():
+                    if cutoff.cancelled:
                         raise TierUnavailableError(
                             "the request was cancelled while waiting for the local model",
                             tier="local",
                         )
                     wait_s = _POLL_S
-                    if deadline is not None:
-                        left = deadline - time.monotonic()
+                    if cutoff.deadline is not None:
+                        left = cutoff.deadline - time.monotonic()
                         if left <= 0:
-                            raise deadline_passed("waiting for the local model", timeout_s)
+                            raise cutoff.passed("waiting for the local model")
                         wait_s = min(wait_s, left)
                     self._cond.wait(wait_s)
                 self._held = True
@@ -114,34 +126,21 @@ class Turn:
         self._cost = cost
         self._held = False
 
-    def wait(
-        self,
-        *,
-        deadline: float | None = None,
-        cancel: threading.Event | None = None,
-        timeout_s: float | None = None,
-    ) -> None:
+    def wait(self, cutoff: Cutoff = NO_CUTOFF) -> None:
         """Block until this request holds the model (see :meth:`ModelTurns.take`)."""
         ticket = _Ticket(self._cost, next(self._turns._numbers))
-        self._turns._acquire(ticket, deadline, cancel, timeout_s)
+        self._turns._acquire(ticket, cutoff)
         self._held = True
 
     def should_give_way(self, cost_left: int) -> bool:
         """Whether a request with less prompt work than ``cost_left`` is waiting."""
         return self._turns._lighter_waiting(cost_left)
 
-    def give_way(
-        self,
-        cost_left: int,
-        *,
-        deadline: float | None = None,
-        cancel: threading.Event | None = None,
-        timeout_s: float | None = None,
-    ) -> None:
+    def give_way(self, cost_left: int, cutoff: Cutoff = NO_CUTOFF) -> None:
         """Let lighter waiters run, then wait for the model again with ``cost_left``."""
         self.release()
         self._cost = cost_left
-        self.wait(deadline=deadline, cancel=cancel, timeout_s=timeout_s)
+        self.wait(cutoff)
 
     def release(self) -> None:
         """Give the model back (once)."""
@@ -166,4 +165,4 @@ def deadline_passed(doing: str, timeout_s: float | None) -> TierDeadlineError:
     )
 
 
-__all__ = ["ModelTurns", "Turn", "deadline_passed"]
+__all__ = ["NO_CUTOFF", "Cutoff", "ModelTurns", "Turn", "deadline_passed"]

@@ -197,6 +197,16 @@ def _pattern_finder(pattern: re.Pattern[str], hints: tuple[str, ...] = ()) -> _F
     return find
 
 
+_CHECKED_FINDERS: dict[str, _Finder] = {
+    "email": _emails,
+    "payment_card": _cards,
+    "iban": _ibans,
+    "national_id": _ssns,
+    "aws_secret_key": _aws_secrets,
+}
+"""Kinds found by code that checks each candidate (checksums, context words, character mix)."""
+
+
 class SensitiveDataDetector:
     """Finds sensitive data in text.
 
@@ -214,14 +224,7 @@ class SensitiveDataDetector:
             kind: _pattern_finder(re.compile(pattern), _HINTS.get(kind, ()))
             for kind, pattern in _PATTERNS.items()
         }
-        finders.update(
-            email=_emails,
-            payment_card=_cards,
-            iban=_ibans,
-            national_id=_ssns,
-            aws_secret_key=_aws_secrets,
-            phone=_phone_finder(phone_region),
-        )
+        finders.update(_CHECKED_FINDERS, phone=_phone_finder(phone_region))
         for kind, pattern in (extra_patterns or {}).items():
             finders[kind] = _pattern_finder(re.compile(pattern))
         self._finders = finders

@@ -12,7 +12,6 @@ import logging
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
-from types import TracebackType
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
@@ -25,7 +24,7 @@ from langchain_stream.errors import (
 )
 from langchain_stream.limits import DEFAULT_TIMEOUTS
 from langchain_stream.relay.failover import AckSchedule, FailoverLimits
-from langchain_stream.relay.link import RelayLink, within
+from langchain_stream.relay.link import ChannelEnd, RelayLink, within
 from langchain_stream.relay.producer import (
     DEFAULT_COALESCE_S,
     DEFAULT_FAILOVER,
@@ -63,7 +62,7 @@ DEFAULT_IDLE_TIMEOUT_S = DEFAULT_TIMEOUTS.idle_s
 # ---------------------------------------------------------------------------- consumer
 
 
-class ConsumerClient:
+class ConsumerClient(ChannelEnd):
     """Receive and open one channel's tokens.
 
     Use as ``async with ConsumerClient(...) as consumer: async for token in consumer: ...``.
@@ -101,26 +100,24 @@ class ConsumerClient:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         failover: FailoverLimits | None = DEFAULT_FAILOVER,
     ) -> None:
-        self.channel_id = channel_id
+        super().__init__(
+            RelayLink(
+                relay_urls,
+                channel_id,
+                "consumer",
+                token,
+                open_timeout_s=open_timeout_s,
+                max_frame_bytes=max_frame_bytes,
+                failover=failover,
+            )
+        )
         self._key = key
         self._first_token_timeout_s = first_token_timeout_s
         self._idle_timeout_s = idle_timeout_s
-        self._link = RelayLink(
-            relay_urls,
-            channel_id,
-            "consumer",
-            token,
-            open_timeout_s=open_timeout_s,
-            max_frame_bytes=max_frame_bytes,
-            failover=failover,
-        )
-        # With one relay there is nowhere to go: its ending is the channel's.
-        self._failover = self._link.failover
         self._opener = ChannelOpener(key, channel_id, max_frame_bytes=max_frame_bytes)
         # One sealer for everything sent back (ACKs and CANCEL): one nonce sequence [RP §3.2].
         self._back = ChannelSealer(key, channel_id, direction=Direction.TO_PRODUCER)
         self._acks = AckSchedule(failover)
-        self._connected = False
         self._ready: deque[str] = deque()
         self._deadline = math.inf
         self._got_frame = False
@@ -141,16 +138,6 @@ class ConsumerClient:
         """Usage reported in the FINAL frame, or ``None`` before it."""
         return self.final.usage if self.final is not None else None
 
-    @property
-    def relay_url(self) -> str | None:
-        """The relay this consumer is connected to."""
-        return self._link.relay_url
-
-    @property
-    def failovers(self) -> int:
-        """Times the channel moved to another relay mid-stream."""
-        return self._link.failovers
-
     async def connect(self) -> None:
         """Connect to the channel's relay, failing over in rendezvous order.
 
@@ -166,16 +153,7 @@ class ConsumerClient:
         if self._first_token_timeout_s is not None:
             self._deadline = asyncio.get_running_loop().time() + self._first_token_timeout_s
 
-    async def __aenter__(self) -> ConsumerClient:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _leave(self, exc: BaseException | None) -> None:
         await self.cancel("consumer left")
 
     def __aiter__(self) -> AsyncIterator[str]:

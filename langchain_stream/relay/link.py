@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Sequence
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Self, TypeVar
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -65,7 +66,7 @@ class RelayLink:
         failover: FailoverLimits | None,
     ) -> None:
         self._urls = relay_urls
-        self._channel_id = channel_id
+        self.channel_id = channel_id
         self._role: Role = role
         self._token = token
         self._open_timeout_s = open_timeout_s
@@ -108,7 +109,7 @@ class RelayLink:
             RelayUnavailableError: No relay could be reached.
         """
         ws, url = await dial(
-            self._urls, self._channel_id, self._role, self._token, **self._options()
+            self._urls, self.channel_id, self._role, self._token, **self._options()
         )
         return self._attach(ws, url)
 
@@ -126,19 +127,19 @@ class RelayLink:
         assert limits is not None, "failover is off"
         if self.failovers >= limits.max_failovers:
             raise RelayUnavailableError(
-                f"channel {self._channel_id[:8]}: gave up after {self.failovers} failovers",
-                channel_id=self._channel_id,
+                f"channel {self.channel_id[:8]}: gave up after {self.failovers} failovers",
+                channel_id=self.channel_id,
             )
         self.failovers += 1
         lost = self.relay_url
-        logger.info("channel %s: relay %s lost, failing over", self._channel_id[:8], lost)
+        logger.info("channel %s: relay %s lost, failing over", self.channel_id[:8], lost)
         self._close_in_background()
         options = self._options()
         if self._open_timeout_s is None or self._open_timeout_s > limits.dial_timeout_s:
             options["open_timeout_s"] = limits.dial_timeout_s
         ws, url = await redial(
             self._urls,
-            self._channel_id,
+            self.channel_id,
             self._role,
             self._token,
             lost=lost,
@@ -216,3 +217,44 @@ class RelayLink:
 
 
 __all__ = ["RelayLink", "within"]
+
+
+class ChannelEnd:
+    """What the consumer and the producer share: the ``link`` to the channel's relay set, and
+    their use as an async context manager (``connect`` on entry; :meth:`_leave` on exit)."""
+
+    def __init__(self, link: RelayLink) -> None:
+        self.channel_id = link.channel_id
+        self._link = link
+        # With one relay there is nowhere to go: its ending is the channel's.
+        self._failover = link.failover
+        self._connected = False
+
+    @property
+    def relay_url(self) -> str | None:
+        """The relay this end is connected to."""
+        return self._link.relay_url
+
+    @property
+    def failovers(self) -> int:
+        """Times the channel moved to another relay mid-stream."""
+        return self._link.failovers
+
+    async def connect(self) -> None:
+        raise NotImplementedError
+
+    async def _leave(self, exc: BaseException | None) -> None:
+        """Leave the channel at the end of an ``async with`` block (``exc``: what ended it)."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._leave(exc)

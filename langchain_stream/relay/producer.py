@@ -28,7 +28,7 @@ from langchain_stream.errors import (
     RelayUnavailableError,
 )
 from langchain_stream.relay.failover import FailoverLimits, ResendWindow
-from langchain_stream.relay.link import RelayLink, within
+from langchain_stream.relay.link import ChannelEnd, RelayLink, within
 from langchain_stream.relay.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
     AckEvent,
@@ -52,7 +52,7 @@ DEFAULT_FAILOVER = FailoverLimits()
 _T = TypeVar("_T")
 
 
-class AsyncProducerClient:
+class AsyncProducerClient(ChannelEnd):
     """Seal and send one channel's tokens from asyncio code.
 
     :meth:`send` never blocks: tokens queue in memory and a sender task seals them. When frames
@@ -93,28 +93,26 @@ class AsyncProducerClient:
         on_cancel: Callable[[], None] | None = None,
         failover: FailoverLimits | None = DEFAULT_FAILOVER,
     ) -> None:
-        self.channel_id = channel_id
+        super().__init__(
+            RelayLink(
+                relay_urls,
+                channel_id,
+                "producer",
+                token,
+                open_timeout_s=open_timeout_s,
+                max_frame_bytes=max_frame_bytes,
+                failover=failover,
+            )
+        )
         self._sealer = ChannelSealer(key, channel_id, max_frame_bytes=max_frame_bytes)
         self._opener = ChannelOpener(key, channel_id, direction=Direction.TO_PRODUCER)
         self._coalesce_s = coalesce_s
         self._on_cancel = on_cancel
-        self._link = RelayLink(
-            relay_urls,
-            channel_id,
-            "producer",
-            token,
-            open_timeout_s=open_timeout_s,
-            max_frame_bytes=max_frame_bytes,
-            failover=failover,
-        )
-        # With one relay there is nowhere to go: its ending is the channel's.
-        self._failover = self._link.failover
         self._window = ResendWindow(failover) if self._failover is not None else None
         self._acked = asyncio.Event()
         self._relinking = asyncio.Lock()
         # While moving to another relay, frames sealed wait in the window for the resend.
         self._moving = False
-        self._connected = False
         self._queue: list[str] = []
         self._wake = asyncio.Event()
         self._closing = False
@@ -135,16 +133,6 @@ class AsyncProducerClient:
     def cancelled(self) -> bool:
         """Whether the worker should stop: the consumer cancelled or nobody can read any more."""
         return self._cancelled.is_set()
-
-    @property
-    def relay_url(self) -> str | None:
-        """The relay this producer is connected to."""
-        return self._link.relay_url
-
-    @property
-    def failovers(self) -> int:
-        """Times the channel moved to another relay mid-stream."""
-        return self._link.failovers
 
     @property
     def unacked_bytes(self) -> int:
@@ -453,19 +441,10 @@ class AsyncProducerClient:
         else:
             await self._shutdown()
 
-    async def __aenter__(self) -> AsyncProducerClient:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _leave(self, exc: BaseException | None) -> None:
         if exc is not None and not self._closing:
             with contextlib.suppress(RelayError):
-                await self.fail(f"{exc_type.__name__ if exc_type else 'error'}: {exc}")
+                await self.fail(f"{type(exc).__name__}: {exc}")
         await self.close()
 
 

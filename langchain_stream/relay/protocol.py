@@ -294,10 +294,15 @@ def _decode_json(body: bytes, what: str) -> dict[str, Any]:
 
 
 class _ChannelCipher:
-    """Shared key handling for the sealer and the opener."""
+    """What the sealer and the opener share: the key, the bounds, and the stream's counts."""
 
     def __init__(
-        self, key: bytes | None, channel_id: str, direction: Direction, max_frame_bytes: int
+        self,
+        key: bytes | None,
+        channel_id: str,
+        *,
+        direction: Direction = Direction.TO_CONSUMER,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     ) -> None:
         if key is not None and (not isinstance(key, bytes) or len(key) != KEY_BYTES):
             raise ConfigurationError(f"channel key must be {KEY_BYTES} bytes (AES-256)")
@@ -308,6 +313,10 @@ class _ChannelCipher:
         self._direction = Direction(direction)
         self._aead = AESGCM(key) if key is not None else None
         self._max_frame_bytes = max_frame_bytes
+        self._seq = 0  # of the next frame: the one sealed next, or the one expected next
+        self._data_frames = 0
+        self._tokens = 0
+        self._finished = False
 
     @property
     def sealed(self) -> bool:
@@ -318,6 +327,11 @@ class _ChannelCipher:
     def max_frame_bytes(self) -> int:
         """The bound on one frame, header included."""
         return self._max_frame_bytes
+
+    @property
+    def finished(self) -> bool:
+        """Whether a terminal frame (FINAL, ERROR or CANCEL) was sealed or opened."""
+        return self._finished
 
 
 class ChannelSealer(_ChannelCipher):
@@ -336,31 +350,16 @@ class ChannelSealer(_ChannelCipher):
         max_frame_bytes: Bound on one frame; :meth:`pack_tokens` splits to stay under it.
     """
 
-    def __init__(
-        self,
-        key: bytes | None,
-        channel_id: str,
-        *,
-        direction: Direction = Direction.TO_CONSUMER,
-        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
-    ) -> None:
-        super().__init__(key, channel_id, direction, max_frame_bytes)
-        self._seq = 0
-        self._data_frames = 0
-        self._tokens = 0
-        self._finished = False
-        overhead = HEADER_BYTES + (TAG_BYTES if self.sealed else 0) + _COUNT.size
-        self._body_budget = max_frame_bytes - overhead
-
     @property
     def seq(self) -> int:
         """The sequence number the next frame will carry."""
         return self._seq
 
     @property
-    def finished(self) -> bool:
-        """Whether a terminal frame (FINAL, ERROR or CANCEL) was sealed."""
-        return self._finished
+    def _body_budget(self) -> int:
+        """Bytes of encoded tokens one DATA frame holds."""
+        overhead = HEADER_BYTES + (TAG_BYTES if self.sealed else 0) + _COUNT.size
+        return self._max_frame_bytes - overhead
 
     def _seal(self, frame_type: FrameType, plaintext: bytes) -> bytes:
         if self._finished:
@@ -424,18 +423,19 @@ class ChannelSealer(_ChannelCipher):
         frames: list[bytes] = []
         batch: list[bytes] = []
         size = 0
+        budget = self._body_budget
         for token in tokens:
             encoded = _utf8(token)
             cost = len(encoded) + 4  # its bytes and its length field
-            if size + cost > self._body_budget and batch:
+            if size + cost > budget and batch:
                 frames.append(self._seal_data(batch))
                 batch, size = [], 0
-            if cost <= self._body_budget:
+            if cost <= budget:
                 batch.append(encoded)
                 size += cost
                 continue
             # Four UTF-8 bytes per character at most, so each piece fits in a frame.
-            step = (self._body_budget - 4) // 4
+            step = (budget - 4) // 4
             frames.extend(self.seal_token(token[i : i + step]) for i in range(0, len(token), step))
         if batch:
             frames.append(self._seal_data(batch))
@@ -493,33 +493,16 @@ class ChannelOpener(_ChannelCipher):
         max_frame_bytes: Frames longer than this are refused before any work is done.
     """
 
-    def __init__(
-        self,
-        key: bytes | None,
-        channel_id: str,
-        *,
-        direction: Direction = Direction.TO_CONSUMER,
-        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
-    ) -> None:
-        super().__init__(key, channel_id, direction, max_frame_bytes)
-        self._expected_seq = 0
-        self._data_frames = 0
-        self._tokens = 0
-        self._finished = False
-        self._failed: str | None = None
-        # After a failover: the last duplicate dropped on the new relay (-1: none yet), or None
-        # when not resynchronising [RP §13.3].
-        self._resync_last: int | None = None
-
-    @property
-    def finished(self) -> bool:
-        """Whether a terminal frame (FINAL, ERROR or CANCEL) was opened."""
-        return self._finished
+    _failed: str | None = None
+    """The error that failed the channel; no frame is accepted after one."""
+    _resync_last: int | None = None
+    """After a failover: the last duplicate dropped on the new relay (-1: none yet), or None
+    when not resynchronising [RP §13.3]."""
 
     @property
     def next_seq(self) -> int:
         """The sequence number of the next new frame: every frame below it is held (the ACK)."""
-        return self._expected_seq
+        return self._seq
 
     def resync(self) -> None:
         """Start over on a new relay after a failover [RP §13.3].
@@ -622,7 +605,7 @@ class ChannelOpener(_ChannelCipher):
         duplicate = self._check_seq(h.seq)
         if duplicate is not None:
             return duplicate
-        self._expected_seq = h.seq + 1
+        self._seq = h.seq + 1
         if frame_type is FrameType.DATA:
             tokens = _decode_tokens(body)
             self._data_frames += 1
@@ -642,7 +625,7 @@ class ChannelOpener(_ChannelCipher):
         return CancelEvent(reason if isinstance(reason, str) else "")
 
     def _check_seq(self, seq: int) -> DuplicateEvent | None:
-        expected = self._expected_seq
+        expected = self._seq
         if self._direction is Direction.TO_PRODUCER:
             # ACKs are cumulative and a CANCEL is backed by the relay's close, so a frame lost
             # with a failed relay is harmless; going backwards is still a replay [RP §13.2].

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPBearer
 
@@ -184,13 +184,12 @@ def create_app(
             body.model_dump_json(), status_code=200 if ready else 503, media_type="application/json"
         )
 
-    @app.get(
-        "/v1/models",
-        response_model=oa.ModelList,
-        responses=_ERRORS,
-        tags=["openai"],
-        dependencies=_AUTHENTICATED,
+    # The OpenAI-compatible API: every route needs a key and may answer with any of _ERRORS.
+    openai_api = APIRouter(
+        prefix="/v1", tags=["openai"], dependencies=_AUTHENTICATED, responses=_ERRORS
     )
+
+    @openai_api.get("/models", response_model=oa.ModelList)
     async def list_models() -> oa.ModelList:
         """The served model ids: ``stream-auto`` and one per configured tier."""
         return oa.ModelList(
@@ -199,31 +198,22 @@ def create_app(
             ]
         )
 
-    @app.get(
-        "/v1/models/{model_id}",
-        response_model=oa.ModelCard,
-        responses=_ERRORS,
-        tags=["openai"],
-        dependencies=_AUTHENTICATED,
-    )
+    @openai_api.get("/models/{model_id}", response_model=oa.ModelCard)
     async def retrieve_model(model_id: str) -> oa.ModelCard:
         """One served model id."""
         if model_id not in gateway.served_models():
             raise _unknown_model(model_id, gateway)
         return oa.ModelCard(id=model_id, created=gateway.started)
 
-    @app.post(
-        "/v1/chat/completions",
+    @openai_api.post(
+        "/chat/completions",
         response_model=oa.ChatCompletion,
         responses={
             200: {
                 "description": "The answer; with `stream: true`, `chat.completion.chunk` events",
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
             },
-            **_ERRORS,
         },
-        tags=["openai"],
-        dependencies=_AUTHENTICATED,
     )
     async def chat_completions(body: oa.ChatCompletionRequest, request: Request) -> Response:
         """Answer a conversation, routed by complexity or pinned by the model id."""
@@ -254,6 +244,7 @@ def create_app(
             )
         return await complete_answer(gateway.model, messages, kwargs, answer, request)
 
+    app.include_router(openai_api)
     add_chat_page(app, gateway)
 
     if langserve is not False:

@@ -45,16 +45,8 @@ def build_tier_model(
     if spec.kind == "openai":
         from langchain_stream.tiers.cloud import build_openai_model
 
-        if not spec.model:
-            raise ConfigurationError(f"the tier {spec.name!r} (kind openai) needs a model")
         return build_openai_model(
-            settings,
-            model=spec.model,
-            base_url=spec.base_url,
-            api_key=spec.api_key,
-            context_window=spec.context_window,
-            timeout_s=options.timeout_s,
-            max_retries=options.max_retries,
+            spec, settings, timeout_s=options.timeout_s, max_retries=options.max_retries
         )
     from langchain_stream.hpc.chat_model import ChatHPC
 

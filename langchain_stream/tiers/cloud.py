@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from pydantic import SecretStr
 
 from langchain_stream.config import Settings
 from langchain_stream.errors import ConfigurationError
 from langchain_stream.limits import DEFAULT_TIMEOUTS
+from langchain_stream.tier_spec import TierSpec, default_tier_specs
 
 READINESS_TIMEOUT_S = DEFAULT_TIMEOUTS.readiness_s
 """Bound on the readiness check's request."""
@@ -36,35 +36,29 @@ def build_cloud_model(
     """
     if not settings.cloud_model:
         raise ConfigurationError("the cloud tier needs STREAM_CLOUD_MODEL")
-    return build_openai_model(
-        settings,
-        model=settings.cloud_model,
-        base_url=settings.cloud_base_url,
-        api_key=settings.cloud_api_key,
-        timeout_s=timeout_s,
-        max_retries=max_retries,
-    )
+    (cloud,) = (spec for spec in default_tier_specs(settings) if spec.name == "cloud")
+    return build_openai_model(cloud, settings, timeout_s=timeout_s, max_retries=max_retries)
 
 
 def build_openai_model(
+    spec: TierSpec,
     settings: Settings,
     *,
-    model: str,
-    base_url: str | None,
-    api_key: SecretStr | None,
-    context_window: int | None = None,
     timeout_s: float | None = None,
     max_retries: int | None = None,
 ) -> BaseChatModel:
-    """The chat model of ``model`` on OpenAI or the compatible server at ``base_url``.
+    """The chat model of the ``openai``-kind tier ``spec``: its model on OpenAI or on the
+    compatible server at its base URL.
 
-    ``context_window``, when given, becomes the model's profile ``max_input_tokens`` (which
-    fitting the history reads); ``timeout_s`` and ``max_retries`` as in
+    The spec's ``context_window``, when given, becomes the model's profile ``max_input_tokens``
+    (which fitting the history reads); ``timeout_s`` and ``max_retries`` as in
     :func:`build_cloud_model`.
 
     Raises:
-        ConfigurationError: ``langchain-openai`` is missing.
+        ConfigurationError: the spec names no model, or ``langchain-openai`` is missing.
     """
+    if not spec.model:
+        raise ConfigurationError(f"the tier {spec.name!r} (kind openai) needs a model")
     try:
         from langchain_stream.tiers.cloud_models import CloudChatOpenAI, CompatibleChatOpenAI
     except ImportError as exc:
@@ -74,13 +68,13 @@ def build_openai_model(
     import openai
 
     extra: dict[str, Any] = {}
-    if context_window is not None:
-        extra["profile"] = {"max_input_tokens": context_window}
-    cls = CloudChatOpenAI if base_url is None else CompatibleChatOpenAI
+    if spec.context_window is not None:
+        extra["profile"] = {"max_input_tokens": spec.context_window}
+    cls = CloudChatOpenAI if spec.base_url is None else CompatibleChatOpenAI
     return cls(
-        model=model,
-        base_url=base_url,
-        api_key=api_key,
+        model=spec.model,
+        base_url=spec.base_url,
+        api_key=spec.api_key,
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
         stream_usage=True,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -21,11 +21,12 @@ from langchain_core.messages.utils import convert_to_openai_messages
 from langchain_core.outputs import ChatGenerationChunk
 from pydantic import Field, PrivateAttr
 
-from langchain_stream._threads import aiter_in_thread
+from langchain_stream._threads import BlockingSource
 from langchain_stream.config import get_settings
 from langchain_stream.errors import InvalidRequestError
 from langchain_stream.images import IMAGE_BLOCK_TYPES, image_blocks, responses_image_error
-from langchain_stream.llama.runtime import GenerationStats, LlamaModel, load_model
+from langchain_stream.llama.runtime import GenerationStats, LlamaModel, Sampling, load_model
+from langchain_stream.llama.turns import Cutoff
 from langchain_stream.structured import StreamFirstChatModel
 from langchain_stream.tiers import tool_calls
 from langchain_stream.tiers.embedded import embedded_model_path
@@ -173,32 +174,11 @@ class ChatLocal(StreamFirstChatModel):
 
     # --- generation --------------------------------------------------------------------------
 
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        for chunk in self._iter_chunks(messages, stop, threading.Event(), **kwargs):
-            if run_manager:
-                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
-
-    async def _astream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[ChatGenerationChunk]:
-        def produce(cancel: threading.Event) -> Iterator[ChatGenerationChunk]:
-            return self._iter_chunks(messages, stop, cancel, **kwargs)
-
-        async for chunk in aiter_in_thread(produce):
-            if run_manager:
-                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+    def _chunk_source(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> BlockingSource[ChatGenerationChunk]:
+        # llama.cpp blocks: async callers read the chunks from a worker thread.
+        return BlockingSource(lambda cancel: self._iter_chunks(messages, stop, cancel, **kwargs))
 
     def _iter_chunks(
         self,
@@ -211,7 +191,7 @@ class ChatLocal(StreamFirstChatModel):
         if not messages:
             raise InvalidRequestError("the message list is empty: nothing to answer")
         timeout_s = kwargs.get("timeout_s", self.timeout_s)
-        deadline = time.monotonic() + timeout_s
+        cutoff = Cutoff(cancel, time.monotonic() + timeout_s, timeout_s)
         plan = tool_calls.plan_tools(kwargs.get("tools"), kwargs.get("tool_choice"))
         response_format = kwargs.get("response_format")
         images = _image_blocks(messages)
@@ -227,49 +207,44 @@ class ChatLocal(StreamFirstChatModel):
                 "the local tier reads images without tools or response_format: ask one or the other"
             )
         model = self.load(kwargs.get("model"))
+        stop = list(stop or self.stop or [])
         if images:
-            yield from self._vision_chunks(
-                model, messages, len(images), stop, cancel, deadline, kwargs
-            )
+            sampling = self._sampling(kwargs, stop)
+            yield from self._vision_chunks(model, messages, len(images), sampling, cutoff)
             return
         prompt, template_stop, added = model.format_prompt(_to_role_content(messages, plan))
         tokens = model.prompt_tokens(prompt, added)
-        options: dict[str, Any] = {
-            "max_tokens": kwargs.get("max_tokens", self.max_tokens),
-            "temperature": kwargs.get("temperature", self.temperature),
-            "top_p": kwargs.get("top_p", self.top_p),
-            "repeat_penalty": kwargs.get("repeat_penalty", self.repeat_penalty),
-            "seed": kwargs.get("seed", self.seed),
-            "stop": [*(stop or self.stop or []), *template_stop],
-            "cancel": cancel,
-            "deadline": deadline,
-            "timeout_s": timeout_s,
-        }
-        stats = GenerationStats()
+        run = _Run(model, self._sampling(kwargs, [*stop, *template_stop]), cutoff)
         started = time.perf_counter()
         if plan.mode == "forced":
-            pieces = self._forced_call(model, tokens, plan, stats, options)
+            pieces = _forced_call(run, tokens, plan)
         elif plan.mode == "auto":
-            pieces = self._auto_call(model, prompt, tokens, added, plan, stats, options)
+            pieces = _auto_call(run, prompt, tokens, added, plan)
         else:
             grammar = _response_format_grammar(response_format)
-            pieces = (
-                AIMessageChunk(content=text)
-                for text in model.generate(tokens, grammar=grammar, stats=stats, **options)
-            )
+            pieces = (AIMessageChunk(content=text) for text in run.generate(tokens, grammar))
         for message_chunk in pieces:
             yield ChatGenerationChunk(message=message_chunk)
-        yield self._last_chunk(model, stats, time.perf_counter() - started)
+        yield self._last_chunk(model, run.stats, time.perf_counter() - started)
+
+    def _sampling(self, kwargs: dict[str, Any], stop: list[str]) -> Sampling:
+        """The request's sampling options, each defaulting to this model's own."""
+        return Sampling(
+            max_tokens=kwargs.get("max_tokens", self.max_tokens),
+            temperature=kwargs.get("temperature", self.temperature),
+            top_p=kwargs.get("top_p", self.top_p),
+            repeat_penalty=kwargs.get("repeat_penalty", self.repeat_penalty),
+            seed=kwargs.get("seed", self.seed),
+            stop=stop,
+        )
 
     def _vision_chunks(
         self,
         model: LlamaModel,
         messages: list[BaseMessage],
         images: int,
-        stop: list[str] | None,
-        cancel: threading.Event,
-        deadline: float,
-        kwargs: dict[str, Any],
+        sampling: Sampling,
+        cutoff: Cutoff,
     ) -> Iterator[ChatGenerationChunk]:
         """Answer a request with images through the model's projector."""
         openai_messages = _inline_images_only(convert_to_openai_messages(messages))
@@ -278,16 +253,9 @@ class ChatLocal(StreamFirstChatModel):
         text_tokens = sum(len(m.text) for m in messages) // 4
         pieces = model.chat(
             openai_messages,
-            max_tokens=kwargs.get("max_tokens", self.max_tokens),
-            temperature=kwargs.get("temperature", self.temperature),
-            top_p=kwargs.get("top_p", self.top_p),
-            repeat_penalty=kwargs.get("repeat_penalty", self.repeat_penalty),
-            seed=kwargs.get("seed", self.seed),
-            stop=list(stop or self.stop or []),
+            sampling,
             stats=stats,
-            cancel=cancel,
-            deadline=deadline,
-            timeout_s=kwargs.get("timeout_s", self.timeout_s),
+            cutoff=cutoff,
             # A turn's weight is its prompt: an image is a few hundred tokens once projected.
             weight=text_tokens + images * _IMAGE_TOKENS_ESTIMATE,
         )
@@ -317,65 +285,70 @@ class ChatLocal(StreamFirstChatModel):
             generation_info={"finish_reason": stats.finish_reason},
         )
 
-    def _forced_call(
-        self,
-        model: LlamaModel,
-        tokens: list[int],
-        plan: tool_calls.ToolPlan,
-        stats: GenerationStats,
-        options: dict[str, Any],
-    ) -> Iterator[AIMessageChunk]:
-        from llama_cpp import LlamaGrammar
 
-        grammar = LlamaGrammar.from_string(tool_calls.call_grammar_text(plan), verbose=False)
-        parser = tool_calls.StreamingCallParser()
-        for text in model.generate(tokens, grammar=grammar, stats=stats, **options):
-            if deltas := parser.feed(text):
-                yield AIMessageChunk(content="", tool_call_chunks=deltas)
-        if deltas := parser.finish():
+@dataclass
+class _Run:
+    """One text generation: the model, its sampling, when it stops early, and its figures."""
+
+    model: LlamaModel
+    sampling: Sampling
+    cutoff: Cutoff
+    stats: GenerationStats = field(default_factory=GenerationStats)
+
+    def generate(self, tokens: list[int], grammar: Any = None) -> Iterator[str]:
+        return self.model.generate(
+            tokens, self.sampling, grammar=grammar, stats=self.stats, cutoff=self.cutoff
+        )
+
+
+def _forced_call(
+    run: _Run, tokens: list[int], plan: tool_calls.ToolPlan
+) -> Iterator[AIMessageChunk]:
+    from llama_cpp import LlamaGrammar
+
+    grammar = LlamaGrammar.from_string(tool_calls.call_grammar_text(plan), verbose=False)
+    parser = tool_calls.StreamingCallParser()
+    for text in run.generate(tokens, grammar):
+        if deltas := parser.feed(text):
             yield AIMessageChunk(content="", tool_call_chunks=deltas)
-        stats.finish_reason = "tool_calls"
+    if deltas := parser.finish():
+        yield AIMessageChunk(content="", tool_call_chunks=deltas)
+    run.stats.finish_reason = "tool_calls"
 
-    def _auto_call(
-        self,
-        model: LlamaModel,
-        prompt: str,
-        tokens: list[int],
-        added: bool,
-        plan: tool_calls.ToolPlan,
-        stats: GenerationStats,
-        options: dict[str, Any],
-    ) -> Iterator[AIMessageChunk]:
-        """Stream free text; if the answer opens with the call marker, switch to a forced call."""
-        held = ""
-        deciding = True
-        free = model.generate(tokens, stats=stats, **options)
-        called = False
-        try:
-            for text in free:
-                if not deciding:
-                    yield AIMessageChunk(content=text)
-                    continue
-                held += text
-                if held.lstrip().startswith(tool_calls.CALL_OPEN):
-                    called = True
-                    break
-                if not tool_calls.is_marker_prefix(held):
-                    deciding = False
-                    yield AIMessageChunk(content=held)
-        finally:
-            free.close()  # releases the model's lock before a forced call takes it
-        if not called:
-            if held and deciding:
+
+def _auto_call(
+    run: _Run, prompt: str, tokens: list[int], added: bool, plan: tool_calls.ToolPlan
+) -> Iterator[AIMessageChunk]:
+    """Stream free text; if the answer opens with the call marker, switch to a forced call."""
+    held = ""
+    deciding = True
+    free = run.generate(tokens)
+    called = False
+    try:
+        for text in free:
+            if not deciding:
+                yield AIMessageChunk(content=text)
+                continue
+            held += text
+            if held.lstrip().startswith(tool_calls.CALL_OPEN):
+                called = True
+                break
+            if not tool_calls.is_marker_prefix(held):
+                deciding = False
                 yield AIMessageChunk(content=held)
-            return
-        # The model chose a tool: continue from the marker under the call grammar.
-        free_output_tokens = stats.output_tokens
-        call_tokens = model.prompt_tokens(prompt + tool_calls.CALL_OPEN, added)
-        forced = tool_calls.ToolPlan(tools=plan.tools, mode="forced")
-        yield from self._forced_call(model, call_tokens, forced, stats, options)
-        stats.prompt_tokens = len(tokens)
-        stats.output_tokens += free_output_tokens
+    finally:
+        free.close()  # releases the model's lock before a forced call takes it
+    if not called:
+        if held and deciding:
+            yield AIMessageChunk(content=held)
+        return
+    # The model chose a tool: continue from the marker under the call grammar.
+    free_output_tokens = run.stats.output_tokens
+    call_tokens = run.model.prompt_tokens(prompt + tool_calls.CALL_OPEN, added)
+    forced = tool_calls.ToolPlan(tools=plan.tools, mode="forced")
+    yield from _forced_call(run, call_tokens, forced)
+    run.stats.prompt_tokens = len(tokens)
+    run.stats.output_tokens += free_output_tokens
 
 
 def _response_format_grammar(response_format: dict[str, Any] | None) -> Any:

@@ -8,7 +8,13 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from langchain_stream._threads import aiter_in_thread, background_loop, iterate_async
+from langchain_stream._threads import (
+    AsyncSource,
+    BlockingSource,
+    aiter_in_thread,
+    background_loop,
+    iterate_async,
+)
 
 
 async def test_a_blocking_iterator_is_consumed_in_order_off_the_loop() -> None:
@@ -103,3 +109,40 @@ def test_the_background_loop_is_one_running_loop_reused() -> None:
     loop = background_loop()
     assert loop.is_running()
     assert background_loop() is loop
+
+
+def test_a_blocking_source_reads_the_same_items_from_both_sides() -> None:
+    callers: list[int] = []
+
+    def numbers(cancel: threading.Event) -> Iterator[int]:
+        callers.append(threading.get_ident())
+        yield from range(4)
+
+    source = BlockingSource(numbers)
+
+    async def read_async() -> list[int]:
+        return [n async for n in source.aiterate()]
+
+    assert list(source.iterate()) == [0, 1, 2, 3]
+    assert callers == [threading.get_ident()]  # sync callers run it on their own thread
+    assert asyncio.run(read_async()) == [0, 1, 2, 3]
+    assert callers[1] != threading.get_ident()  # async callers, on a worker thread
+
+
+def test_an_async_source_reads_the_same_items_from_both_sides() -> None:
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def numbers() -> AsyncIterator[int]:
+        loops.append(asyncio.get_running_loop())
+        for n in range(4):
+            yield n
+
+    source = AsyncSource(numbers)
+
+    async def read_async() -> list[int]:
+        return [n async for n in source.aiterate()]
+
+    assert list(source.iterate()) == [0, 1, 2, 3]
+    assert loops == [background_loop()]  # sync callers run it on the background loop
+    assert asyncio.run(read_async()) == [0, 1, 2, 3]
+    assert loops[1] is not background_loop()  # async callers, on their own loop

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from langchain_stream.errors import TierDeadlineError, TierUnavailableError
-from langchain_stream.llama.turns import ModelTurns
+from langchain_stream.llama.turns import Cutoff, ModelTurns
 from tests.conftest import TIME_UNIT_S
 
 
@@ -63,7 +63,7 @@ def test_waiting_past_the_deadline_is_a_deadline_error() -> None:
     holder = turns.take(10)
     started = time.monotonic()
     with pytest.raises(TierDeadlineError, match=r"deadline of 0\.3 s") as caught:
-        turns.take(10, deadline=started + 0.3, timeout_s=0.3)
+        turns.take(10, Cutoff(deadline=started + 0.3, timeout_s=0.3))
     waited = time.monotonic() - started
     assert caught.value.tier == "local" and caught.value.timeout_s == 0.3
     assert 0.3 <= waited < 0.3 + 1.0 * TIME_UNIT_S
@@ -78,5 +78,5 @@ def test_a_cancelled_waiter_stops_waiting() -> None:
     cancel = threading.Event()
     threading.Timer(0.1, cancel.set).start()
     with pytest.raises(TierUnavailableError, match="cancelled"):
-        turns.take(10, cancel=cancel)
+        turns.take(10, Cutoff(cancel=cancel))
     holder.release()
